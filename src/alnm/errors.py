@@ -1,0 +1,18 @@
+"""Exceptions that tell the user exactly which patient, file or field is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class AlnmInputError(ValueError):
+    """Bad user input: the message names the column/file and the offending patient IDs."""
+
+
+def format_ids(ids: Iterable[object], limit: int = 10) -> str:
+    """Render patient IDs for an error message, truncated after ``limit`` with a count of the rest."""
+    ids = [str(i) for i in ids]
+    shown = ", ".join(ids[:limit])
+    if len(ids) > limit:
+        shown += f", ... ({len(ids) - limit} more)"
+    return shown
