@@ -44,9 +44,9 @@ def guess_id_column(data: pd.DataFrame) -> str | None:
 
 
 def patient_ids(data: pd.DataFrame, id_column: str | None) -> pd.Series:
-    """Patient IDs for messages: the ID column, or 'row N' (1-based, as in a spreadsheet)."""
+    """Patient IDs for messages: the ID column, or "line N" of the file (the header is line 1)."""
     if id_column is None:
-        return pd.Series([f"row {i + 2}" for i in range(len(data))], index=data.index)
+        return pd.Series([f"line {i + 2}" for i in range(len(data))], index=data.index)
     return data[id_column].astype(str)
 
 
