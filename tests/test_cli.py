@@ -93,3 +93,25 @@ def test_bad_input_exits_2_with_a_named_column(tmp_path):
     )
     assert run.returncode == 2
     assert "unknown column(s) 'radscore'" in run.stderr
+
+
+def test_table1_by_label_and_cohort(tmp_path):
+    out = tmp_path / "table1.csv"
+    run = alnm(
+        "table1",
+        str(EXAMPLE),
+        "--group",
+        "aln_status",
+        "--cohort",
+        "cohort",
+        "--variable",
+        "neoadjuvant",
+        "--variable",
+        "imaging",
+        "--out",
+        str(out),
+    )
+    assert run.returncode == 0, run.stderr
+    table = pd.read_csv(out)
+    assert "training: aln_status=1" in table.columns and "p (between cohorts)" in table.columns
+    assert table.loc[0, "training: overall"] == "262"

@@ -102,14 +102,54 @@ def _print_summary(console, metrics: dict, out: Path) -> None:
                 _fmt(m["sensitivity"]),
                 _fmt(m["specificity"]),
             )
+    import sys
+
     from rich.console import Console
 
-    Console().print(table)
+    # Redirected output is not wrapped at 80 columns, so logs keep whole rows.
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
     console.print(f"Results written to {out}")
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+@app.command()
+def table1(
+    data: Annotated[Path, typer.Argument(help="CSV/TSV/Parquet, one row per patient.")],
+    group: Annotated[str, typer.Option(help="Column to compare groups of (usually the 0/1 label).")],
+    out: Annotated[Path, typer.Option(help="Output CSV file.")],
+    cohort: Annotated[str | None, typer.Option(help="Column naming each patient's cohort.")] = None,
+    variable: Annotated[
+        list[str] | None, typer.Option(help="Variable to describe; repeatable (default: all columns).")
+    ] = None,
+    categorical: Annotated[list[str] | None, typer.Option(help="Force a variable to be categorical.")] = None,
+    continuous: Annotated[list[str] | None, typer.Option(help="Force a variable to be continuous.")] = None,
+    digits: Annotated[int, typer.Option(help="Decimals of summaries and percentages.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of Monte-Carlo exact tests.")] = 0,
+) -> None:
+    """Baseline characteristics ("Table 1") per group and cohort, with the matching tests."""
+    from alnm.errors import AlnmInputError
+    from alnm.evaluation.predictions import read_table
+    from alnm.evaluation.table_one import baseline_table
+
+    try:
+        table = baseline_table(
+            read_table(data),
+            group=group,
+            variables=list(variable) if variable else None,
+            cohort=cohort,
+            categorical=list(categorical or []),
+            continuous=list(continuous or []),
+            seed=seed,
+            digits=digits,
+        )
+    except AlnmInputError as exc:
+        _fail(str(exc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    typer.echo(f"Table 1 with {len(table)} rows written to {out}")
 
 
 @app.command()
