@@ -62,3 +62,18 @@ def test_wilson_interval_matches_statsmodels(k, n):
 def test_undefined_rates_are_none():
     m = classification_metrics(np.zeros(4, dtype=int), np.arange(4.0), 2.0)
     assert m["sensitivity"] is None and m["sensitivity_ci"] is None and m["specificity"] == 0.5
+
+
+def test_scores_one_float_apart_keep_an_exact_classification():
+    low = 0.3
+    high = np.nextafter(low, 1)
+    y = np.array([0, 1, 1])
+    s = np.array([low, high, 0.9])
+    choice = youden_threshold(y, s)
+    assert choice.threshold == high
+    assert classification_metrics(y, s, choice.threshold)["confusion_matrix"] == {
+        "tp": 2,
+        "fp": 0,
+        "fn": 0,
+        "tn": 1,
+    }

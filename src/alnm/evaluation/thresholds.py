@@ -42,7 +42,12 @@ def _cut_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _midpoint(cuts: np.ndarray, index: int) -> float:
-    return float(cuts[0] if index == 0 else (cuts[index - 1] + cuts[index]) / 2)
+    """Midpoint between the cut's two scores; for scores one float apart the midpoint rounds onto
+    the lower one, so the upper score itself is used to keep the classification exact."""
+    if index == 0:
+        return float(cuts[0])
+    middle = (cuts[index - 1] + cuts[index]) / 2
+    return float(middle if middle > cuts[index - 1] else cuts[index])
 
 
 def youden_threshold(y: np.ndarray, score: np.ndarray) -> ThresholdChoice:
