@@ -20,9 +20,7 @@ def _counts(rng: np.random.Generator, size: int, n_rep: int) -> np.ndarray:
     return np.bincount(draws.ravel(), minlength=n_rep * size).reshape(n_rep, size).astype(np.int32)
 
 
-def bootstrap_weights(
-    y: np.ndarray, n_boot: int, seed: int, stratified: bool = True
-) -> Iterator[np.ndarray]:
+def bootstrap_weights(y: np.ndarray, n_boot: int, seed: int, stratified: bool = True) -> Iterator[np.ndarray]:
     """Yield blocks of resample weights (replicates x patients), ``n_boot`` rows in total.
 
     Stratified resampling draws positives and negatives separately, keeping both class sizes

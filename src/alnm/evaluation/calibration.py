@@ -54,18 +54,14 @@ def logistic_recalibration(y: np.ndarray, p: np.ndarray, level: float = 0.95) ->
     z = z_value(level)
     with warnings.catch_warnings():
         warnings.simplefilter("error", PerfectSeparationWarning)
-        slope_fit = sm.GLM(
-            y, sm.add_constant(lp, has_constant="add"), family=sm.families.Binomial()
-        ).fit()
+        slope_fit = sm.GLM(y, sm.add_constant(lp, has_constant="add"), family=sm.families.Binomial()).fit()
         large_fit = sm.GLM(y, np.ones_like(lp), family=sm.families.Binomial(), offset=lp).fit()
     b, b_se = float(slope_fit.params[1]), float(slope_fit.bse[1])
     a, a_se = float(large_fit.params[0]), float(large_fit.bse[0])
     return Recalibration(a, (a - z * a_se, a + z * a_se), b, (b - z * b_se, b + z * b_se))
 
 
-def calibration_curve(
-    y: np.ndarray, p: np.ndarray, n_bins: int = 10, level: float = 0.95
-) -> pd.DataFrame:
+def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10, level: float = 0.95) -> pd.DataFrame:
     """Observed proportion (Wilson CI) against mean predicted probability in quantile bins.
 
     Bins are deciles of the predicted probability by default; tied predictions can merge bins.
@@ -139,9 +135,7 @@ def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, g: int = 10) -> HosmerLemeshow
     breaks = np.unique(r_quantile_type7(p, np.arange(g + 1) * (1 / g)))
     group = np.clip(np.searchsorted(breaks, p, side="left"), 1, max(breaks.size - 1, 1))
     frame = pd.DataFrame({"group": group, "y": y, "p": p})
-    table = frame.groupby("group").agg(
-        n=("y", "size"), observed_1=("y", "sum"), expected_1=("p", "sum")
-    )
+    table = frame.groupby("group").agg(n=("y", "size"), observed_1=("y", "sum"), expected_1=("p", "sum"))
     table["observed_0"] = table["n"] - table["observed_1"]
     table["expected_0"] = table["n"] - table["expected_1"]
     table.insert(0, "lower", breaks[table.index - 1])
@@ -152,6 +146,4 @@ def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, g: int = 10) -> HosmerLemeshow
         )
     statistic = float(np.nansum(cells))
     df = g - 2
-    return HosmerLemeshow(
-        statistic, df, float(chi2.sf(statistic, df)), table.reset_index(drop=True)
-    )
+    return HosmerLemeshow(statistic, df, float(chi2.sf(statistic, df)), table.reset_index(drop=True))

@@ -36,9 +36,7 @@ def _net_benefit_from(
     return tp / n - fp / n * (thresholds / (1 - thresholds))
 
 
-def net_benefit(
-    y: np.ndarray, p: np.ndarray, thresholds: np.ndarray = DEFAULT_THRESHOLDS
-) -> np.ndarray:
+def net_benefit(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray = DEFAULT_THRESHOLDS) -> np.ndarray:
     """Net benefit = TP/n - FP/n * t/(1-t), treating when p >= t (the dcurves rule)."""
     thresholds = _check_thresholds(thresholds)
     ones = np.ones((1, np.asarray(y).size))

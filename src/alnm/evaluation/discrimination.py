@@ -42,9 +42,7 @@ def _split_by_label(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
         raise ValueError(f"scores have {scores.shape[1]} columns but there are {y.shape[0]} labels")
     pos, neg = scores[:, y == 1], scores[:, y == 0]
     if pos.shape[1] == 0 or neg.shape[1] == 0:
-        raise ValueError(
-            f"AUC needs both classes: got {pos.shape[1]} positives and {neg.shape[1]} negatives"
-        )
+        raise ValueError(f"AUC needs both classes: got {pos.shape[1]} positives and {neg.shape[1]} negatives")
     return pos, neg
 
 
@@ -95,9 +93,7 @@ def delong_ci(y: np.ndarray, score: np.ndarray, level: float = 0.95) -> tuple[fl
     return auc, max(0.0, auc - half), min(1.0, auc + half)
 
 
-def delong_paired_test(
-    y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray
-) -> tuple[float, float]:
+def delong_paired_test(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> tuple[float, float]:
     """Two-sided DeLong test of equal AUC for two models on the same patients: (Z, p)."""
     result = delong(y, np.vstack([score_a, score_b]))
     diff = result.auc[0] - result.auc[1]

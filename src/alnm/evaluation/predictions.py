@@ -97,8 +97,7 @@ def _binary_labels(values: pd.Series, ids: pd.Series, column: str, source: str) 
     if bad.any():
         shown = [f"{i} ({v!r})" for i, v in zip(ids[bad], values[bad], strict=True)]
         raise AlnmInputError(
-            f"{source}: label column '{column}' must be 0 or 1; offending patient(s): "
-            f"{format_ids(shown)}"
+            f"{source}: label column '{column}' must be 0 or 1; offending patient(s): {format_ids(shown)}"
         )
     return numeric.astype(int)
 
@@ -127,9 +126,7 @@ def require_probabilities(
     """Raise naming the patients whose score is outside [0, 1] when a probability is required."""
     outside = ~data[score].between(0, 1)
     if outside.any():
-        shown = [
-            f"{i} ({v:g})" for i, v in zip(ids[outside], data.loc[outside, score], strict=True)
-        ]
+        shown = [f"{i} ({v:g})" for i, v in zip(ids[outside], data.loc[outside, score], strict=True)]
         raise AlnmInputError(
             f"{source}: score column '{score}' must hold probabilities in [0, 1]; outside for "
             f"patient(s) {format_ids(shown)}"
