@@ -1,0 +1,12 @@
+import pytest
+
+# Keys that `alnm evaluate` promises for every model x cohort in metrics.json (the CLI contract).
+METRIC_CONTRACT_KEYS = (
+    "n", "n_pos", "auc", "auc_ci", "threshold", "sensitivity", "specificity", "ppv", "npv",
+    "accuracy", "f1", "brier", "calibration_intercept", "calibration_slope", "hosmer_lemeshow",
+)  # fmt: skip
+
+
+@pytest.fixture
+def metric_contract_keys() -> tuple[str, ...]:
+    return METRIC_CONTRACT_KEYS
