@@ -98,7 +98,7 @@ def _print_summary(console, metrics: dict, out: Path) -> None:
                 cohort,
                 f"{m['n']} ({m['n_pos']})",
                 auc,
-                f"{m['threshold']:.4g}",
+                _fmt(m["threshold"]),
                 _fmt(m["sensitivity"]),
                 _fmt(m["specificity"]),
             )

@@ -94,3 +94,16 @@ def test_target_sensitivity_rule(study):
 def test_bad_threshold_text():
     with pytest.raises(AlnmInputError, match="'youden', a number, or 'sensitivity:TARGET'"):
         ThresholdRule.parse("best")
+
+
+def test_row_thresholds_fixed_by_folds_are_used_as_given(study):
+    per_row = pd.Series(np.where(study.index % 2 == 0, 0.3, 0.6), index=study.index)
+    options = EvaluationOptions(n_boot=20, row_thresholds={"model_a": per_row})
+    result = evaluate_predictions(study, COLUMNS, options)
+    m = result.metrics["models"]["model_a"]["cohorts"]["validation"]
+    valid = study[study.cohort == "validation"]
+    predicted = valid.model_a >= per_row.loc[valid.index]
+    assert m["confusion_matrix"]["tp"] == int((predicted & (valid.y == 1)).sum())
+    assert m["threshold"] is None and m["threshold_range"] == [0.3, 0.6]
+    assert m["threshold_method"] == "fixed per row"
+    assert result.metrics["models"]["model_b"]["cohorts"]["validation"]["threshold_method"] == "youden"

@@ -91,6 +91,9 @@ class EvaluationOptions:
     hosmer_lemeshow_groups: int = 10
     calibration_bins: int = 10
     dca_thresholds: np.ndarray = field(default_factory=lambda: DEFAULT_THRESHOLDS.copy())
+    # Thresholds already fixed per patient row (index of the data), e.g. by the fold that predicted
+    # the row; models listed here skip the threshold rule.
+    row_thresholds: dict[str, pd.Series] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,17 +122,24 @@ def evaluate_predictions(
     ids = patient_ids(data, columns.patient_id)
     probability = _probability_models(data, columns.scores, options.score_type, ids, source)
     cohorts = _split_cohorts(data, columns.cohort)
-    reference = _reference_cohort(cohorts, options, columns.cohort)
+    needs_reference = options.threshold.needs_reference and any(
+        s not in options.row_thresholds for s in columns.scores
+    )
+    reference = _reference_cohort(cohorts, options, columns.cohort, needs_reference)
     if reference is not None:  # the reference cohort comes first in every table and figure
         cohorts = {reference: cohorts[reference], **cohorts}
-    thresholds = _choose_thresholds(cohorts, reference, columns, options)
+    ruled = [s for s in columns.scores if s not in options.row_thresholds]
+    thresholds = _choose_thresholds(cohorts, reference, ruled, columns.label, options)
+    methods = {s: thresholds[s].method if s in thresholds else "fixed per row" for s in columns.scores}
 
     models: dict[str, dict] = {s: {"cohorts": {}, "subgroups": {}} for s in columns.scores}
     roc_rows, bins, smooth, dca_frames, comparisons = [], [], [], [], []
     for cohort_name, frame in cohorts.items():
         y = frame[columns.label].to_numpy()
         scores = {s: frame[s].to_numpy() for s in columns.scores}
-        per_model = cohort_metrics(y, scores, thresholds, probability, options)
+        per_model = cohort_metrics(
+            y, scores, _cuts(frame, thresholds, options), methods, probability, options
+        )
         for score, metrics in per_model.items():
             models[score]["cohorts"][cohort_name] = metrics
         if _has_both_classes(y):
@@ -155,7 +165,8 @@ def evaluate_predictions(
                 sub = cohort_metrics(
                     part[columns.label].to_numpy(),
                     {s: part[s].to_numpy() for s in columns.scores},
-                    thresholds,
+                    _cuts(part, thresholds, options),
+                    methods,
                     probability,
                     options,
                 )
@@ -190,7 +201,8 @@ def evaluate_predictions(
 def cohort_metrics(
     y: np.ndarray,
     scores: dict[str, np.ndarray],
-    thresholds: dict[str, ThresholdChoice],
+    cuts: dict[str, float | np.ndarray],
+    methods: dict[str, str],
     probability: dict[str, bool],
     options: EvaluationOptions,
 ) -> dict[str, dict]:
@@ -198,7 +210,6 @@ def cohort_metrics(
     out = {}
     both = _has_both_classes(y)
     for name, score in scores.items():
-        threshold = thresholds[name]
         m: dict[str, object] = {"n": int(y.size), "n_pos": int(np.sum(y))}
         warnings: list[str] = []
         if both:
@@ -217,13 +228,13 @@ def cohort_metrics(
                 f"only one class present ({int(np.sum(y))} positive of {y.size}): AUC, "
                 "sensitivity/specificity and calibration are undefined"
             )
-        m.update(classification_metrics(y, score, threshold.threshold, options.level))
-        m["threshold_method"] = threshold.method
+        m.update(classification_metrics(y, score, cuts[name], options.level))
+        m["threshold_method"] = methods[name]
         m.update(_probability_metrics(y, score, probability[name], both, options, warnings))
         m["warnings"] = warnings
         out[name] = m
     if options.n_boot > 0 and both:
-        _add_bootstrap_intervals(out, y, scores, thresholds, options)
+        _add_bootstrap_intervals(out, y, scores, cuts, options)
     return out
 
 
@@ -261,7 +272,7 @@ def _probability_metrics(y, p, is_prob, both, options, warnings) -> dict[str, ob
     return out
 
 
-def _add_bootstrap_intervals(out, y, scores, thresholds, options) -> None:
+def _add_bootstrap_intervals(out, y, scores, cuts, options) -> None:
     """Stratified percentile intervals for AUC and the rates at each model's fixed threshold.
 
     All models share the same resamples, and each cohort restarts from ``seed`` so that a
@@ -269,7 +280,7 @@ def _add_bootstrap_intervals(out, y, scores, thresholds, options) -> None:
     """
     aucs = {name: [] for name in scores}
     rate_reps = {name: {r: [] for r in RATE_NAMES} for name in scores}
-    predicted = {name: scores[name] >= thresholds[name].threshold for name in scores}
+    predicted = {name: scores[name] >= cuts[name] for name in scores}
     for weights in bootstrap_weights(y, options.n_boot, options.seed, stratified=True):
         for name, score in scores.items():
             aucs[name].append(weighted_auc(y, score, weights))
@@ -298,7 +309,7 @@ def _split_cohorts(data: pd.DataFrame, cohort: str | None) -> dict[str, pd.DataF
     return {str(name): frame for name, frame in data.groupby(cohort, sort=False)}
 
 
-def _reference_cohort(cohorts, options: EvaluationOptions, cohort_column) -> str | None:
+def _reference_cohort(cohorts, options: EvaluationOptions, cohort_column, needs_reference) -> str | None:
     names = list(cohorts)
     if options.reference_cohort is not None:
         if options.reference_cohort not in cohorts:
@@ -312,7 +323,7 @@ def _reference_cohort(cohorts, options: EvaluationOptions, cohort_column) -> str
     conventional = [n for n in names if n.lower() in REFERENCE_NAMES]
     if len(conventional) == 1:
         return conventional[0]
-    if options.threshold.needs_reference:
+    if needs_reference:
         raise AlnmInputError(
             f"several cohorts ({', '.join(names)}): name the one the threshold is chosen on with "
             "--reference-cohort (a threshold optimised on a validation cohort is optimistic)"
@@ -320,23 +331,33 @@ def _reference_cohort(cohorts, options: EvaluationOptions, cohort_column) -> str
     return None
 
 
-def _choose_thresholds(cohorts, reference, columns, options) -> dict[str, ThresholdChoice]:
+def _choose_thresholds(cohorts, reference, scores, label, options) -> dict[str, ThresholdChoice]:
     rule = options.threshold
     if rule.kind == "fixed":
-        return {s: ThresholdChoice(float(rule.value), "fixed", math.nan, math.nan) for s in columns.scores}
+        return {s: ThresholdChoice(float(rule.value), "fixed", math.nan, math.nan) for s in scores}
+    if not scores:
+        return {}
     frame = cohorts[reference]
-    y = frame[columns.label].to_numpy()
+    y = frame[label].to_numpy()
     if not _has_both_classes(y):
         raise AlnmInputError(
             f"reference cohort {reference!r} has only one class ({int(y.sum())} positive of "
             f"{y.size}): a {rule.kind} threshold cannot be chosen there"
         )
     if rule.kind == "youden":
-        return {s: youden_threshold(y, frame[s].to_numpy()) for s in columns.scores}
+        return {s: youden_threshold(y, frame[s].to_numpy()) for s in scores}
     try:
-        return {s: sensitivity_threshold(y, frame[s].to_numpy(), rule.value) for s in columns.scores}
+        return {s: sensitivity_threshold(y, frame[s].to_numpy(), rule.value) for s in scores}
     except ValueError as exc:
         raise AlnmInputError(str(exc)) from None
+
+
+def _cuts(frame: pd.DataFrame, thresholds, options: EvaluationOptions) -> dict[str, float | np.ndarray]:
+    """Each model's threshold for the rows of ``frame``: the chosen value or the fixed per-row ones."""
+    cuts: dict[str, float | np.ndarray] = {s: t.threshold for s, t in thresholds.items()}
+    for score, per_row in options.row_thresholds.items():
+        cuts[score] = per_row.loc[frame.index].to_numpy(dtype=float)
+    return cuts
 
 
 def _threshold_json(choice: ThresholdChoice) -> dict:

@@ -53,6 +53,13 @@ def _fmt_ci(value, ci) -> str:
     return f"{value:.3f}" if not ci else f"{value:.3f} ({ci[0]:.3f}\u2013{ci[1]:.3f})"
 
 
+def _threshold_text(metrics: dict) -> str:
+    if metrics["threshold"] is not None:
+        return f"threshold {metrics['threshold']:.3g}"
+    lo, hi = metrics["threshold_range"]
+    return f"thresholds {lo:.3g}\u2013{hi:.3g} (per fold)"
+
+
 def roc_figure(evaluation: Evaluation, cohort: str, stem: Path) -> list[Path]:
     """ROC curves of all models in one cohort, AUC (95% CI) in the legend."""
     models = list(evaluation.metrics["models"])
@@ -177,7 +184,7 @@ def confusion_figure(evaluation: Evaluation, cohort: str, stem: Path) -> list[Pa
                 yticks=[0, 1],
                 xticklabels=["Pred \u2212", "Pred +"],
                 yticklabels=["ALN \u2212", "ALN +"],
-                title=f"{model}\nthreshold {m['threshold']:.3g}",
+                title=f"{model}\n{_threshold_text(m)}",
             )
             ax.spines[:].set_visible(False)
         fig.suptitle(f"Confusion matrices \u2014 {cohort}", fontsize=10)

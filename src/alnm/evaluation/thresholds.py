@@ -119,13 +119,22 @@ _PROPORTIONS = {
 
 
 def classification_metrics(
-    y: np.ndarray, score: np.ndarray, threshold: float, level: float = 0.95
+    y: np.ndarray, score: np.ndarray, threshold: float | np.ndarray, level: float = 0.95
 ) -> dict[str, object]:
-    """Confusion matrix and rates at ``threshold`` (positive when score >= threshold), Wilson CIs."""
-    cm = ConfusionMatrix.from_predictions(y, np.asarray(score, dtype=float) >= threshold)
+    """Confusion matrix and rates at ``threshold`` (positive when score >= threshold), Wilson CIs.
+
+    ``threshold`` may be one value per patient (e.g. each cross-validation fold's own threshold);
+    the reported threshold is then None and ``threshold_range`` gives the smallest and largest.
+    """
+    cut = np.asarray(threshold, dtype=float)
+    cm = ConfusionMatrix.from_predictions(y, np.asarray(score, dtype=float) >= cut)
     counts = asdict(cm)
     values = {k: float(v) for k, v in rates(**counts).items()}
-    out: dict[str, object] = {"threshold": float(threshold), "confusion_matrix": counts}
+    distinct = np.unique(cut)
+    out: dict[str, object] = {"threshold": float(distinct[0]) if distinct.size == 1 else None}
+    if distinct.size > 1:
+        out["threshold_range"] = [float(distinct[0]), float(distinct[-1])]
+    out["confusion_matrix"] = counts
     for name, value in values.items():
         out[name] = None if np.isnan(value) else value
         if name in _PROPORTIONS:

@@ -1,0 +1,1 @@
+"""Study configuration, loading of tables, cohort assignment and the exclusion log."""

@@ -1,0 +1,244 @@
+"""The study configuration (YAML) as validated pydantic models.
+
+Unknown keys are errors (a typo must not silently change a study), and every error message names
+the offending key path in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alnm.errors import AlnmInputError
+
+VariableType = Literal["continuous", "binary", "categorical"]
+CLASSIFIERS = ("auto", "logistic", "logistic_l1", "logistic_l2", "elasticnet", "svm", "random_forest",
+               "lightgbm", "mlp")  # fmt: skip
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Input tables (merged on the ID column), the label and an optional centre/scanner column."""
+
+    tables: list[str] = Field(min_length=1)
+    id: str = "patient_id"
+    label: str = "aln_status"
+    centre: str | None = None
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class SplitConfig(_Strict):
+    """Stratified random split of the development data into training and internal validation."""
+
+    fraction: float = Field(0.3, gt=0, lt=1)
+    seed: int = 42
+
+
+class ExternalConfig(_Strict):
+    """Patients whose ``column`` has one of ``values`` form external cohorts (one per value)."""
+
+    column: str
+    values: list[str | int | float] = Field(min_length=1)
+    name: str | None = None  # one pooled external cohort with this name instead of one per value
+
+
+class CohortConfig(_Strict):
+    """How patients are split: a development/validation split (optionally with external cohorts),
+    k-fold cross-validation only, or leave-one-group-out (e.g. leave-one-scanner-out)."""
+
+    mode: Literal["split", "cv", "leave_one_out"] = "split"
+    internal_validation: SplitConfig | None = None
+    external: list[ExternalConfig] = Field(default_factory=list)
+    folds: int = Field(5, ge=2)
+    leave_out_column: str | None = None
+    leave_out_min_size: int = Field(20, ge=1)  # smaller groups always stay in training
+    training_cv_folds: int = Field(5, ge=2)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CohortConfig:
+        if self.mode == "leave_one_out" and not self.leave_out_column:
+            raise ValueError("mode 'leave_one_out' needs 'leave_out_column' (e.g. the scanner column)")
+        if self.mode != "split" and (self.internal_validation or self.external):
+            raise ValueError(f"mode '{self.mode}' cannot be combined with internal_validation/external")
+        return self
+
+
+class VariableSpec(_Strict):
+    """A declared clinical variable: its type and, for categorical ones, its levels (first = reference)."""
+
+    type: VariableType
+    levels: list[str | int | float] | None = None
+
+
+class GroupConfig(_Strict):
+    """A named feature group given by declared variables, a column list, a prefix or a regex.
+
+    ``selection`` is the group's selection chain (see docs/selection.md); ``score`` compresses the
+    group to one linear-predictor variable (RadScore, DLScore) after selection.
+    """
+
+    variables: dict[str, VariableType | VariableSpec] | None = None
+    columns: list[str] | None = None
+    prefix: str | None = None
+    regex: str | None = None
+    exclude: list[str] = Field(default_factory=list)
+    selection: list[dict[str, Any]] = Field(default_factory=list)
+    score: str | None = None
+    repeat_table: str | None = None  # second-delineation features for the ICC step
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GroupConfig:
+        given = [k for k in ("variables", "columns", "prefix", "regex") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of variables, columns, prefix, regex (got {given or 'none'})")
+        return self
+
+    def declared_types(self) -> dict[str, VariableSpec]:
+        """Declared variables as VariableSpec objects (empty for column/prefix/regex groups)."""
+        return {
+            name: spec if isinstance(spec, VariableSpec) else VariableSpec(type=spec)
+            for name, spec in (self.variables or {}).items()
+        }
+
+
+class ModelConfig(_Strict):
+    """A model: which groups feed it, how it is built and which classifier ends it.
+
+    kind ``pipeline``: groups -> (selection, optional score) -> classifier;
+    ``clinical_logistic``: univariable screening then multivariable logistic regression;
+    ``incremental_gbm``: paper 003's LightGBM-ranked forward selection with CV AUC;
+    ``voting`` / ``stacking``: decision-level fusion of other models named in ``members``.
+    """
+
+    groups: list[str] = Field(default_factory=list)
+    kind: Literal["pipeline", "clinical_logistic", "incremental_gbm", "voting", "stacking"] = "pipeline"
+    classifier: str = "auto"
+    candidates: list[str] | None = None
+    selection: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    entry_p: float = Field(0.05, gt=0, le=1)
+    members: list[str] = Field(default_factory=list)
+
+    @field_validator("classifier")
+    @classmethod
+    def _known_classifier(cls, value: str) -> str:
+        if value not in CLASSIFIERS:
+            raise ValueError(f"unknown classifier {value!r}; choose one of {', '.join(CLASSIFIERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _inputs(self) -> ModelConfig:
+        if self.kind in {"voting", "stacking"}:
+            if len(self.members) < 2:
+                raise ValueError(f"a {self.kind} model needs at least two 'members' (other model names)")
+        elif not self.groups:
+            raise ValueError("a model needs at least one feature group in 'groups'")
+        return self
+
+
+class EvaluationConfig(_Strict):
+    """Settings passed to the evaluation engine for every model and cohort."""
+
+    threshold: str = "youden"
+    bootstrap: int = Field(1000, ge=0)
+    subgroups: list[str] = Field(default_factory=list)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class HarmonisationConfig(_Strict):
+    """Label-free scanner harmonisation; uses the target cohort's unlabeled features (transductive)."""
+
+    method: Literal["scanner_standardise", "combat"]
+    column: str
+    groups: list[str] = Field(min_length=1)
+
+
+class Derivation(BaseModel):
+    """A derived variable (see alnm.features.clinical.apply_derivations)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    kind: str
+
+
+class StudyConfig(_Strict):
+    """A whole study: data, cohorts, derived variables, feature groups, models and evaluation."""
+
+    study: str = "study"
+    seed: int = 42
+    data: DataConfig
+    cohorts: CohortConfig = Field(default_factory=CohortConfig)
+    derive: list[Derivation] = Field(default_factory=list)
+    groups: dict[str, GroupConfig] = Field(min_length=1)
+    models: dict[str, ModelConfig] = Field(min_length=1)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    harmonisation: HarmonisationConfig | None = None
+    never_predictors: list[str] = Field(default_factory=list)
+    table1: list[str] | None = None
+    jobs: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _references(self) -> StudyConfig:
+        for name, model in self.models.items():
+            unknown = [g for g in model.groups if g not in self.groups]
+            if unknown:
+                raise ValueError(
+                    f"model '{name}' uses unknown group(s) {unknown}; groups: {list(self.groups)}"
+                )
+            unknown = [m for m in model.members if m not in self.models or m == name]
+            if unknown:
+                raise ValueError(f"model '{name}' has unknown member model(s) {unknown}")
+            unknown = [g for g in model.selection if g not in model.groups]
+            if unknown:
+                raise ValueError(f"model '{name}' overrides selection of group(s) {unknown} it does not use")
+        if self.harmonisation:
+            unknown = [g for g in self.harmonisation.groups if g not in self.groups]
+            if unknown:
+                raise ValueError(f"harmonisation names unknown group(s) {unknown}")
+        return self
+
+
+def load_config(path: str | Path, data_override: str | Path | None = None) -> tuple[StudyConfig, Path]:
+    """Read and validate a study YAML; returns the config and the folder its relative paths start from."""
+    path = Path(path)
+    if not path.is_file():
+        raise AlnmInputError(f"{path}: study config not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise AlnmInputError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise AlnmInputError(f"{path}: expected a mapping at the top level")
+    try:
+        config = StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise AlnmInputError(f"{path}: invalid study config\n{_describe(exc)}") from None
+    if data_override is not None:
+        config.data.tables[0] = str(Path(data_override).resolve())
+    return config, path.resolve().parent
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {where}: {message}")
+    return "\n".join(lines)
+
+
+def config_hash(config: StudyConfig) -> str:
+    """SHA-256 of the resolved configuration (canonical JSON), written with every output."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,122 @@
+"""Load a study's tables into one patient table, derive variables, and log every exclusion."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from alnm.cohort.config import GroupConfig, StudyConfig, VariableSpec
+from alnm.errors import AlnmInputError, format_ids
+from alnm.evaluation.predictions import read_table
+
+
+@dataclass
+class ExclusionLog:
+    """Patients left out of a study and why; written as exclusions.csv, never silent."""
+
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, patients: list[str], reason: str, stage: str) -> None:
+        self.rows += [{"patient_id": str(p), "stage": stage, "reason": reason} for p in patients]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["patient_id", "stage", "reason"])
+
+
+@dataclass
+class StudyData:
+    """The merged patient table (index = patient ID), feature groups resolved to columns, and the log."""
+
+    table: pd.DataFrame
+    groups: dict[str, list[str]]
+    variable_types: dict[str, dict[str, VariableSpec]]
+    exclusions: ExclusionLog
+    derivation_log: list[str]
+
+
+def load_study(config: StudyConfig, root: Path) -> StudyData:
+    """Read and merge the tables, check IDs and labels, apply derivations and resolve groups."""
+    log = ExclusionLog()
+    table = _merged_tables(config, root)
+    label = config.data.label
+    missing = table.index[table[label].isna()]
+    if len(missing):
+        log.add(list(missing), f"missing label '{label}'", "loading")
+        table = table.drop(index=missing)
+    numeric = pd.to_numeric(table[label], errors="coerce")
+    bad = table.index[~numeric.isin([0, 1])]
+    if len(bad):
+        shown = [f"{p} ({table.at[p, label]!r})" for p in bad]
+        raise AlnmInputError(
+            f"label column '{label}' must be 0 or 1; offending patient(s): {format_ids(shown)}"
+        )
+    table[label] = numeric.astype(int)
+    derivation_log: list[str] = []
+    if config.derive:
+        from alnm.features.clinical import apply_derivations
+
+        table, derivation_log = apply_derivations(table, [d.model_dump() for d in config.derive])
+    groups = {name: resolve_group(name, group, table, config) for name, group in config.groups.items()}
+    types = {name: group.declared_types() for name, group in config.groups.items()}
+    return StudyData(table, groups, types, log, derivation_log)
+
+
+def _merged_tables(config: StudyConfig, root: Path) -> pd.DataFrame:
+    merged: pd.DataFrame | None = None
+    for entry in config.data.tables:
+        path = Path(entry) if Path(entry).is_absolute() else root / entry
+        frame = read_table(path)
+        if config.data.id not in frame.columns:
+            raise AlnmInputError(f"{path}: ID column '{config.data.id}' not found")
+        ids = frame[config.data.id].astype(str)
+        duplicated = sorted(set(ids[ids.duplicated()]))
+        if duplicated:
+            raise AlnmInputError(
+                f"{path}: duplicated patient IDs in '{config.data.id}': {format_ids(duplicated)}"
+            )
+        frame = frame.assign(**{config.data.id: ids}).set_index(config.data.id)
+        if merged is None:
+            merged = frame
+            continue
+        overlap = [c for c in frame.columns if c in merged.columns]
+        if overlap:
+            raise AlnmInputError(f"{path}: column(s) {overlap} also appear in an earlier table")
+        unmatched = merged.index.difference(frame.index)
+        if len(unmatched):
+            raise AlnmInputError(f"{path}: no row for patient(s) {format_ids(list(unmatched))}")
+        merged = merged.join(frame, how="left")
+    assert merged is not None
+    if config.data.label not in merged.columns:
+        raise AlnmInputError(f"label column '{config.data.label}' not found in the study tables")
+    merged.index.name = config.data.id
+    return merged
+
+
+def resolve_group(name: str, group: GroupConfig, table: pd.DataFrame, config: StudyConfig) -> list[str]:
+    """Columns of a feature group; the label, ID, design columns and never-predictors are refused."""
+    if group.variables:
+        columns = list(group.variables)
+    elif group.columns:
+        columns = list(group.columns)
+    elif group.prefix:
+        columns = [c for c in table.columns if str(c).startswith(group.prefix)]
+    else:
+        pattern = re.compile(group.regex or "")
+        columns = [c for c in table.columns if pattern.search(str(c))]
+    unknown = [c for c in columns if c not in table.columns]
+    if unknown:
+        raise AlnmInputError(f"feature group '{name}': unknown column(s) {unknown}")
+    columns = [c for c in columns if c not in group.exclude]
+    forbidden = {config.data.label, *config.never_predictors}
+    clash = [c for c in columns if c in forbidden]
+    if clash:
+        raise AlnmInputError(
+            f"feature group '{name}' contains {clash}, which must never be a predictor "
+            "(the label or a column listed in never_predictors)"
+        )
+    if not columns:
+        raise AlnmInputError(f"feature group '{name}' matches no column")
+    return columns
