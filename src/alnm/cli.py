@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from alnm.study import commands as study_commands
+
 app = typer.Typer(
     name="alnm",
     help="Build, validate and apply models of axillary lymph node metastasis (ALNM) from breast MRI.",
@@ -158,6 +160,11 @@ def version() -> None:
     from alnm import __version__
 
     typer.echo(__version__)
+
+
+app.command()(study_commands.init)
+app.command()(study_commands.run)
+app.command()(study_commands.predict)
 
 
 def main() -> None:

@@ -83,7 +83,8 @@ class VariableSpec(_Strict):
 
 
 class GroupConfig(_Strict):
-    """A named feature group given by declared variables, a column list, a prefix or a regex.
+    """A named feature group given by declared variables, a column list, a prefix, a regex, or
+    every column after a given one.
 
     ``selection`` is the group's selection chain (see docs/selection.md); ``score`` compresses the
     group to one linear-predictor variable (RadScore, DLScore) after selection.
@@ -93,6 +94,7 @@ class GroupConfig(_Strict):
     columns: list[str] | None = None
     prefix: str | None = None
     regex: str | None = None
+    after: str | None = None  # every column after this one, in table order (wide feature tables)
     exclude: list[str] = Field(default_factory=list)
     selection: list[dict[str, Any]] = Field(default_factory=list)
     score: str | None = None
@@ -100,9 +102,11 @@ class GroupConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> GroupConfig:
-        given = [k for k in ("variables", "columns", "prefix", "regex") if getattr(self, k)]
+        given = [k for k in ("variables", "columns", "prefix", "regex", "after") if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of variables, columns, prefix, regex (got {given or 'none'})")
+            raise ValueError(
+                f"give exactly one of variables, columns, prefix, regex, after (got {given or 'none'})"
+            )
         return self
 
     def declared_types(self) -> dict[str, VariableSpec]:
@@ -154,6 +158,7 @@ class EvaluationConfig(_Strict):
     bootstrap: int = Field(1000, ge=0)
     subgroups: list[str] = Field(default_factory=list)
     confidence: float = Field(0.95, gt=0, lt=1)
+    recommend_among: list[str] | None = None  # models eligible as "recommended" (default: all)
 
 
 class HarmonisationConfig(_Strict):
@@ -202,6 +207,9 @@ class StudyConfig(_Strict):
             unknown = [g for g in model.selection if g not in model.groups]
             if unknown:
                 raise ValueError(f"model '{name}' overrides selection of group(s) {unknown} it does not use")
+        unknown = [m for m in self.evaluation.recommend_among or [] if m not in self.models]
+        if unknown:
+            raise ValueError(f"evaluation.recommend_among names unknown model(s) {unknown}")
         if self.harmonisation:
             unknown = [g for g in self.harmonisation.groups if g not in self.groups]
             if unknown:

@@ -49,7 +49,7 @@ def load_study(config: StudyConfig, root: Path) -> StudyData:
     numeric = pd.to_numeric(table[label], errors="coerce")
     bad = table.index[~numeric.isin([0, 1])]
     if len(bad):
-        shown = [f"{p} ({table.at[p, label]!r})" for p in bad]
+        shown = [f"{p} ({table.at[p, label]})" for p in bad]
         raise AlnmInputError(
             f"label column '{label}' must be 0 or 1; offending patient(s): {format_ids(shown)}"
         )
@@ -103,6 +103,10 @@ def resolve_group(name: str, group: GroupConfig, table: pd.DataFrame, config: St
         columns = list(group.columns)
     elif group.prefix:
         columns = [c for c in table.columns if str(c).startswith(group.prefix)]
+    elif group.after:
+        if group.after not in table.columns:
+            raise AlnmInputError(f"feature group '{name}': column '{group.after}' (after) not found")
+        columns = list(table.columns[table.columns.get_loc(group.after) + 1 :])
     else:
         pattern = re.compile(group.regex or "")
         columns = [c for c in table.columns if pattern.search(str(c))]

@@ -1,0 +1,184 @@
+"""`alnm run`: one study config in, validated models, tables, figures and bundles out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from alnm.cohort.config import StudyConfig, config_hash, load_config
+from alnm.cohort.design import Design, Fit, build_design
+from alnm.cohort.loading import StudyData, load_study
+from alnm.evaluation.evaluate import EvaluationOptions, ThresholdRule, evaluate_predictions
+from alnm.evaluation.outputs import write_evaluation
+from alnm.evaluation.predictions import PredictionColumns
+from alnm.study.build import build_model
+from alnm.study.fitting import TRAINING_CV, FitResult, fit_and_predict
+
+Progress = Callable[[str], None]
+
+
+def run_study(
+    config_path: str | Path,
+    out: str | Path,
+    data_override: str | Path | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> dict:
+    """Run every model of the study on every fit of its design; write all outputs to ``out``."""
+    config, root = load_config(config_path, data_override)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_study(config, root)
+    design = build_design(data.table, config.data.label, config.cohorts, config.seed)
+    if on_start:
+        on_start(task_count(config, design))
+    results = _fit_all(config, data, design, root, jobs or config.jobs, progress)
+    predictions = _prediction_table(results, data, config)
+    evaluation = _evaluate(predictions, config, data)
+    write_evaluation(evaluation, out / "evaluation")
+    summary = _summary(config, design, data, evaluation.metrics, results)
+    _write_outputs(out, config, data, design, predictions, summary, results)
+    return summary
+
+
+def _tasks(config: StudyConfig, design: Design) -> list[tuple[str, Fit, bool]]:
+    """(model, fit, is_final) for every model; the final fit trains the shipped bundle."""
+    single = len(design.fits) == 1 and design.fits[0].train.equals(design.final_train)
+    tasks = []
+    for model in config.models:
+        tasks += [(model, fit, single) for fit in design.fits]
+        if not single:
+            tasks.append((model, Fit("final", design.final_train, {}), True))
+    return tasks
+
+
+def _fit_all(config, data: StudyData, design: Design, root: Path, jobs: int, progress) -> list[FitResult]:
+    from joblib import Parallel, delayed
+
+    rule = ThresholdRule.parse(config.evaluation.threshold)
+    estimators = {m: build_model(m, config, data, root) for m in config.models}
+    tasks = _tasks(config, design)
+    calls = (
+        delayed(fit_and_predict)(
+            model, estimators[model], data.table, config.data.label, fit, rule, final,
+            config.cohorts.training_cv_folds, config.seed,
+        )
+        for model, fit, final in tasks
+    )  # fmt: skip
+    results = []
+    for result in Parallel(n_jobs=jobs, return_as="generator_unordered")(calls):
+        results.append(result)
+        if progress:
+            progress(f"{result.model} / {result.fit}")
+    order = {(m, f.name): i for i, (m, f, _) in enumerate(tasks)}
+    return sorted(results, key=lambda r: order[(r.model, r.fit)])
+
+
+def task_count(config: StudyConfig, design: Design) -> int:
+    """How many fits a run performs (for progress bars)."""
+    return len(_tasks(config, design))
+
+
+def _prediction_table(results: list[FitResult], data: StudyData, config: StudyConfig) -> pd.DataFrame:
+    """One row per patient and cohort; per model its probability, threshold and 0/1 prediction."""
+    wide = None
+    for model in config.models:
+        parts = []
+        for result in (r for r in results if r.model == model):
+            frame = result.predictions.rename(columns={"probability": model})
+            frame[f"{model}_threshold"] = result.threshold
+            frame["fit"] = result.fit
+            parts.append(frame)
+        block = pd.concat(parts, ignore_index=True)
+        keys = ["patient_id", "cohort"]
+        wide = block if wide is None else wide.merge(block.drop(columns="fit"), on=keys, how="outer")
+    assert wide is not None
+    labels = data.table[config.data.label]
+    wide.insert(2, config.data.label, labels.loc[wide["patient_id"]].to_numpy())
+    for model in config.models:
+        wide[f"{model}_prediction"] = (wide[model] >= wide[f"{model}_threshold"]).astype(int)
+    return wide
+
+
+def _evaluate(predictions: pd.DataFrame, config: StudyConfig, data: StudyData):
+    frame = predictions.copy()
+    frame.index = frame["patient_id"] + "@" + frame["cohort"]
+    for column in config.evaluation.subgroups:
+        values = data.table[column].loc[frame["patient_id"]]
+        frame[column] = values.astype(object).where(values.notna(), "missing").astype(str).to_numpy()
+    models = list(config.models)
+    options = EvaluationOptions(
+        threshold=ThresholdRule.parse(config.evaluation.threshold),
+        n_boot=config.evaluation.bootstrap,
+        seed=config.seed,
+        level=config.evaluation.confidence,
+        row_thresholds={m: frame[f"{m}_threshold"] for m in models},
+    )
+    columns = PredictionColumns(
+        label=config.data.label, scores=models, cohort="cohort", subgroups=list(config.evaluation.subgroups)
+    )
+    frame = frame.reset_index(names="row")
+    frame.index = frame["row"]
+    return evaluate_predictions(frame, columns, options, source="study predictions")
+
+
+def _summary(config, design: Design, data: StudyData, metrics: dict, results: list[FitResult]) -> dict:
+    models = {}
+    for name in config.models:
+        final = next(r for r in results if r.model == name and r.estimator is not None)
+        models[name] = {
+            "bundle": f"models/{name}",
+            "threshold": final.threshold,
+            "cohorts": metrics["models"][name]["cohorts"],
+        }
+    criterion = "validation" if any("validation" in m["cohorts"] for m in models.values()) else TRAINING_CV
+    eligible = config.evaluation.recommend_among or list(models)
+    recommended = max(eligible, key=lambda n: _auc(models[n]["cohorts"].get(criterion)))
+    return {
+        "study": config.study,
+        "config_hash": config_hash(config),
+        "design": {
+            "mode": config.cohorts.mode,
+            "fits": [
+                {
+                    "name": f.name,
+                    "n_train": len(f.train),
+                    "cohorts": {c: len(i) for c, i in f.cohorts.items()},
+                }
+                for f in design.fits
+            ],
+            "notes": design.notes,
+        },
+        "n_patients": int(len(data.table)),
+        "n_excluded": int(len(data.exclusions.frame())),
+        "models": models,
+        "recommended": recommended,
+        "recommended_by": f"highest AUC in the '{criterion}' cohort (never an external or held-out cohort)",
+        "comparisons": [c for c in metrics["comparisons"] if recommended in (c["a"], c["b"])],
+    }
+
+
+def _auc(cohort_metrics: dict | None) -> float:
+    return -1.0 if not cohort_metrics or cohort_metrics["auc"] is None else cohort_metrics["auc"]
+
+
+def _write_outputs(out: Path, config, data: StudyData, design: Design, predictions, summary, results) -> None:
+    from alnm.study.bundle import save_bundle
+    from alnm.study.tables import write_model_tables, write_table_one
+
+    (out / "config.resolved.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    (out / "config.sha256").write_text(summary["config_hash"] + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    predictions.to_csv(out / "predictions.csv", index=False)
+    data.exclusions.frame().to_csv(out / "exclusions.csv", index=False)
+    write_table_one(out / "table1.csv", data, config, predictions)
+    for result in results:
+        if result.estimator is not None:
+            folder = out / "models" / result.model
+            save_bundle(result.estimator, folder, result.model, config, data, design, result.threshold)
+            write_model_tables(result.estimator, folder)

@@ -1,0 +1,94 @@
+"""Per-model tables of a fitted study: selection reports, score coefficients, classifier choice,
+clinical regression tables; and Table 1 across the study's cohorts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from alnm.cohort.config import StudyConfig
+from alnm.cohort.loading import StudyData
+from alnm.study.fitting import TRAINING_CV
+
+# Fitted attributes written as CSV when an estimator has them: attribute -> file name.
+TABLE_ATTRIBUTES = {
+    "univariable_": "clinical_univariable.csv",
+    "multivariable_": "clinical_multivariable.csv",
+    "coefficients_": "score_coefficients.csv",
+    "cv_results_": "classifier_cv.csv",
+    "curve_": "incremental_curve.csv",
+    "ranking_": "incremental_ranking.csv",
+    "weights_": "voting_weights.csv",
+    "importances_": "importances.csv",
+}
+
+
+def _walk(estimator, path: str = ""):
+    """Yield (path, estimator) for an estimator and everything nested in it."""
+    yield path, estimator
+    children = []
+    if hasattr(estimator, "steps"):
+        children = [(name, step) for name, step in estimator.steps]
+    if hasattr(estimator, "fitted_"):  # FeatureGroups
+        children += [(name, pipe) for name, _, pipe in estimator.fitted_]
+    for attribute in ("estimator_", "estimators_", "named_estimators_", "model_"):
+        value = getattr(estimator, attribute, None)
+        if isinstance(value, dict):
+            children += list(value.items())
+        elif isinstance(value, list):
+            children += [(getattr(v, "name", f"{attribute}{i}") if not isinstance(v, tuple) else v[0],
+                          v[1] if isinstance(v, tuple) else v) for i, v in enumerate(value)]  # fmt: skip
+        elif value is not None and hasattr(value, "fit"):
+            children.append((attribute.rstrip("_"), value))
+    for name, child in children:
+        if child is not None and not isinstance(child, str):
+            yield from _walk(child, f"{path}/{name}" if path else name)
+
+
+def write_model_tables(estimator, folder: Path) -> list[Path]:
+    """Write every table-like fitted attribute found in the model, prefixed by where it sits."""
+    from alnm.selection import selection_report
+
+    written = []
+    for path, part in _walk(estimator):
+        prefix = path.replace("/", "__") + "__" if path else ""
+        if type(part).__name__ == "Pipeline" and path.endswith("selection"):
+            written.append(_save(selection_report(part), folder / f"{prefix}selection_report.csv"))
+        for attribute, file_name in TABLE_ATTRIBUTES.items():
+            value = getattr(part, attribute, None)
+            if isinstance(value, (pd.DataFrame, pd.Series)):
+                written.append(_save(value, folder / f"{prefix}{file_name}"))
+        formula = getattr(part, "formula_", None)
+        if isinstance(formula, str):
+            (folder / f"{prefix}score_formula.txt").write_text(formula + "\n")
+        chosen = getattr(part, "chosen_", None)
+        if isinstance(chosen, str):
+            (folder / f"{prefix}classifier_chosen.txt").write_text(chosen + "\n")
+    return written
+
+
+def _save(table: pd.DataFrame | pd.Series, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = table.to_frame() if isinstance(table, pd.Series) else table
+    frame.to_csv(path, index=not isinstance(frame.index, pd.RangeIndex))
+    return path
+
+
+def write_table_one(
+    path: Path, data: StudyData, config: StudyConfig, predictions: pd.DataFrame
+) -> Path | None:
+    """Table 1 by label and cohort (each patient's evaluation cohort; training_cv rows are ignored)."""
+    from alnm.evaluation.table_one import baseline_table
+
+    rows = predictions[predictions["cohort"] != TRAINING_CV].drop_duplicates("patient_id")
+    table = data.table.loc[rows["patient_id"]].copy()
+    table["cohort"] = rows["cohort"].to_numpy()
+    variables = config.table1 or [v for types in data.variable_types.values() for v in types]
+    variables = [v for v in dict.fromkeys(variables) if v in table.columns]
+    if not variables:  # no declared clinical variables and no table1 list: nothing to describe
+        return None
+    cohort = "cohort" if table["cohort"].nunique() > 1 else None
+    result = baseline_table(table, group=config.data.label, variables=variables, cohort=cohort)
+    result.to_csv(path, index=False)
+    return path
