@@ -9,6 +9,11 @@ class AlnmInputError(ValueError):
     """Bad user input: the message names the column/file and the offending patient IDs."""
 
 
+class AlnmDataWarning(UserWarning):
+    """Usable but suspicious input (unseen category, value outside the training range, imputed
+    value); the message names the column and the patients."""
+
+
 def format_ids(ids: Iterable[object], limit: int = 10) -> str:
     """Render patient IDs for an error message, truncated after ``limit`` with a count of the rest."""
     ids = [str(i) for i in ids]

@@ -77,3 +77,10 @@ def test_scores_one_float_apart_keep_an_exact_classification():
         "fn": 0,
         "tn": 1,
     }
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 19, 24, 61])
+def test_wilson_interval_always_contains_the_estimate(n):
+    for k in (0, n):
+        lo, hi = wilson_interval(k, n)
+        assert lo <= k / n <= hi

@@ -22,7 +22,8 @@ def wilson_interval(successes: float, total: float, level: float = 0.95) -> tupl
     denom = 1 + z**2 / total
     centre = (p + z**2 / (2 * total)) / denom
     half = z * np.sqrt(p * (1 - p) / total + z**2 / (4 * total**2)) / denom
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+    # Rounding can put a bound a hair past p when p is 0 or 1; the interval always contains p.
+    return (float(min(p, max(0.0, centre - half))), float(max(p, min(1.0, centre + half))))
 
 
 def percentile_interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:

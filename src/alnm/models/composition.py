@@ -10,11 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from alnm.errors import AlnmInputError, format_ids
-
-
-class AlnmDataWarning(UserWarning):
-    """Input that is usable but suspicious (unseen category, value outside the training range)."""
+from alnm.errors import AlnmDataWarning, AlnmInputError, format_ids
 
 
 class FeatureGroups(BaseEstimator, TransformerMixin):

@@ -1,6 +1,11 @@
-"""Self-contained model bundles: the fitted estimator (skops format, no pickle), its threshold and
-everything needed to apply and audit it (features with types and training ranges, config hash,
-package versions, checksum)."""
+"""Self-contained model bundles: the fitted estimator, its threshold and everything needed to apply
+and audit it (features with types and training ranges, config hash, package versions, checksum).
+
+The estimator is stored with joblib (pickle). Loading a pickle can run code, so a bundle must come
+from a source you trust, like any scikit-learn model file; ``load_bundle`` refuses a model file
+whose SHA-256 differs from the one recorded in metadata.json (corruption or a swapped file).
+skops' safe format was tried and cannot hold the pandas tables the fitted steps keep.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +23,9 @@ from alnm.cohort.design import Design
 from alnm.cohort.loading import StudyData
 from alnm.errors import AlnmInputError
 
-MODEL_FILE = "model.skops"
+MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "lightgbm", "statsmodels", "skops")
-# Types a bundle may contain; anything else found in a file is refused before loading.
-TRUSTED_PREFIXES = ("alnm.", "sklearn.", "numpy.", "scipy.", "lightgbm.", "pandas.", "builtins.",
-                    "collections.", "statsmodels.", "functools.", "_operator.", "math.")  # fmt: skip
+PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "lightgbm", "statsmodels", "joblib")
 
 
 def model_columns(name: str, config: StudyConfig, data: StudyData) -> list[str]:
@@ -47,12 +49,12 @@ def _column_profile(series: pd.Series) -> dict:
 
 def save_bundle(estimator, folder: Path, name: str, config: StudyConfig, data: StudyData, design: Design,
                 threshold: float) -> Path:  # fmt: skip
-    """Write model.skops and metadata.json (with the model file's SHA-256) into ``folder``."""
-    import skops.io as sio
+    """Write model.joblib and metadata.json (with the model file's SHA-256) into ``folder``."""
+    import joblib
 
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / MODEL_FILE
-    sio.dump(estimator, model_path)
+    joblib.dump(estimator, model_path)
     train = data.table.loc[design.final_train]
     columns = model_columns(name, config, data)
     metadata = {
@@ -80,8 +82,8 @@ def save_bundle(estimator, folder: Path, name: str, config: StudyConfig, data: S
 
 
 def load_bundle(folder: str | Path) -> tuple[object, dict]:
-    """Load a bundle after checking its checksum and that it holds only trusted types."""
-    import skops.io as sio
+    """Load a bundle after checking its checksum (only load bundles from a source you trust)."""
+    import joblib
 
     folder = Path(folder)
     meta_path, model_path = folder / METADATA_FILE, folder / MODEL_FILE
@@ -91,8 +93,4 @@ def load_bundle(folder: str | Path) -> tuple[object, dict]:
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     if digest != metadata.get("sha256"):
         raise AlnmInputError(f"{model_path}: checksum does not match {METADATA_FILE}; the file was changed")
-    untrusted = sio.get_untrusted_types(file=model_path)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if refused:
-        raise AlnmInputError(f"{model_path}: refuses to load unexpected type(s) {refused}")
-    return sio.load(model_path, trusted=untrusted), metadata
+    return joblib.load(model_path), metadata

@@ -7,8 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from alnm.errors import AlnmInputError, format_ids
-from alnm.models.composition import AlnmDataWarning
+from alnm.errors import AlnmDataWarning, AlnmInputError, format_ids
 from alnm.study.bundle import load_bundle
 
 

@@ -86,7 +86,8 @@ def task_count(config: StudyConfig, design: Design) -> int:
 
 def _prediction_table(results: list[FitResult], data: StudyData, config: StudyConfig) -> pd.DataFrame:
     """One row per patient and cohort; per model its probability, threshold and 0/1 prediction."""
-    wide = None
+    keys = ["patient_id", "cohort"]
+    blocks = []
     for model in config.models:
         parts = []
         for result in (r for r in results if r.model == model):
@@ -94,10 +95,11 @@ def _prediction_table(results: list[FitResult], data: StudyData, config: StudyCo
             frame[f"{model}_threshold"] = result.threshold
             frame["fit"] = result.fit
             parts.append(frame)
-        block = pd.concat(parts, ignore_index=True)
-        keys = ["patient_id", "cohort"]
-        wide = block if wide is None else wide.merge(block.drop(columns="fit"), on=keys, how="outer")
-    assert wide is not None
+        block = pd.concat(parts, ignore_index=True).set_index(keys)
+        blocks.append(block if not blocks else block.drop(columns="fit"))
+    # Every model predicts the same (patient, cohort) rows, so the row order of the first is kept.
+    wide = pd.concat(blocks, axis=1).reset_index()
+    wide = wide[[*keys, "fit", *[c for c in wide.columns if c not in (*keys, "fit")]]]
     labels = data.table[config.data.label]
     wide.insert(2, config.data.label, labels.loc[wide["patient_id"]].to_numpy())
     for model in config.models:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from alnm.cohort.config import StudyConfig
@@ -15,8 +16,8 @@ from alnm.study.fitting import TRAINING_CV
 TABLE_ATTRIBUTES = {
     "univariable_": "clinical_univariable.csv",
     "multivariable_": "clinical_multivariable.csv",
-    "coefficients_": "score_coefficients.csv",
-    "cv_results_": "classifier_cv.csv",
+    "coefficients_": "coefficients.csv",
+    "cv_results_": "cv_results.csv",
     "curve_": "incremental_curve.csv",
     "ranking_": "incremental_ranking.csv",
     "weights_": "voting_weights.csv",
@@ -24,41 +25,59 @@ TABLE_ATTRIBUTES = {
 }
 
 
+def _children(estimator) -> list[tuple[str, object]]:
+    """Named sub-estimators of pipelines, feature groups, fusions and auto-chosen classifiers."""
+    children: list[tuple[str, object]] = []
+    if hasattr(estimator, "steps"):
+        children += list(estimator.steps)
+    if hasattr(estimator, "fitted_"):  # FeatureGroups
+        children += [(name, pipe) for name, _, pipe in estimator.fitted_]
+    fitted_members = getattr(estimator, "estimators_", None)
+    if isinstance(fitted_members, list) and hasattr(estimator, "estimators"):
+        names = [name for name, _ in estimator.estimators]
+        children += list(zip(names, fitted_members, strict=True))
+    for attribute in ("estimator_", "final_"):
+        value = getattr(estimator, attribute, None)
+        if value is not None and hasattr(value, "fit"):
+            children.append((attribute.rstrip("_"), value))
+    return [(name, child) for name, child in children if hasattr(child, "fit")]
+
+
 def _walk(estimator, path: str = ""):
     """Yield (path, estimator) for an estimator and everything nested in it."""
     yield path, estimator
-    children = []
-    if hasattr(estimator, "steps"):
-        children = [(name, step) for name, step in estimator.steps]
-    if hasattr(estimator, "fitted_"):  # FeatureGroups
-        children += [(name, pipe) for name, _, pipe in estimator.fitted_]
-    for attribute in ("estimator_", "estimators_", "named_estimators_", "model_"):
-        value = getattr(estimator, attribute, None)
-        if isinstance(value, dict):
-            children += list(value.items())
-        elif isinstance(value, list):
-            children += [(getattr(v, "name", f"{attribute}{i}") if not isinstance(v, tuple) else v[0],
-                          v[1] if isinstance(v, tuple) else v) for i, v in enumerate(value)]  # fmt: skip
-        elif value is not None and hasattr(value, "fit"):
-            children.append((attribute.rstrip("_"), value))
-    for name, child in children:
-        if child is not None and not isinstance(child, str):
-            yield from _walk(child, f"{path}/{name}" if path else name)
+    for name, child in _children(estimator):
+        yield from _walk(child, f"{path}/{name}" if path else name)
+
+
+def _linear_coefficients(part) -> pd.DataFrame | None:
+    """Coefficients of a fitted linear model that knows its input names (the nomogram form)."""
+    coef, names = getattr(part, "coef_", None), getattr(part, "feature_names_in_", None)
+    if not isinstance(coef, np.ndarray) or names is None or coef.ndim != 2 or coef.shape[0] != 1:
+        return None
+    intercept = float(np.ravel(getattr(part, "intercept_", [0.0]))[0])
+    return pd.DataFrame({"term": ["(intercept)", *names], "coefficient": [intercept, *coef[0]]})
 
 
 def write_model_tables(estimator, folder: Path) -> list[Path]:
     """Write every table-like fitted attribute found in the model, prefixed by where it sits."""
     from alnm.selection import selection_report
+    from alnm.selection.chain import SelectionChain
 
     written = []
     for path, part in _walk(estimator):
         prefix = path.replace("/", "__") + "__" if path else ""
-        if type(part).__name__ == "Pipeline" and path.endswith("selection"):
+        if isinstance(part, SelectionChain):
             written.append(_save(selection_report(part), folder / f"{prefix}selection_report.csv"))
         for attribute, file_name in TABLE_ATTRIBUTES.items():
             value = getattr(part, attribute, None)
+            if isinstance(value, dict) and all(np.isscalar(v) for v in value.values()):
+                value = pd.Series(value, name=attribute.rstrip("_"))
             if isinstance(value, (pd.DataFrame, pd.Series)):
                 written.append(_save(value, folder / f"{prefix}{file_name}"))
+        linear = _linear_coefficients(part)
+        if linear is not None:
+            written.append(_save(linear, folder / f"{prefix}linear_coefficients.csv"))
         formula = getattr(part, "formula_", None)
         if isinstance(formula, str):
             (folder / f"{prefix}score_formula.txt").write_text(formula + "\n")
