@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from alnm.meta.command import meta
 from alnm.study import commands as study_commands
 
 app = typer.Typer(
@@ -165,6 +166,7 @@ def version() -> None:
 app.command()(study_commands.init)
 app.command()(study_commands.run)
 app.command()(study_commands.predict)
+app.command(name="meta")(meta)
 
 
 def main() -> None:
