@@ -210,7 +210,7 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
     ``candidates`` are zoo names or (label, estimator) pairs; their order is the preference order for
     ties (put the simpler model first). Only ``scoring="roc_auc"`` is supported.
 
-    Fitted state is kept in plain types (lists, arrays) so the model can be saved with skops;
+    Fitted state is kept in plain types (lists, arrays) so a saved bundle stays small and portable;
     ``cv_results_`` is a DataFrame view of ``candidate_names_`` and ``fold_aucs_``.
     """
 

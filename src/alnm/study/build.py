@@ -25,14 +25,33 @@ def build_model(name: str, config: StudyConfig, data: StudyData, root: Path) -> 
         return _fusion(model, config, data, root)
     if model.kind == "clinical_logistic":
         return _clinical_logistic(name, model, config, data)
-    features = _feature_groups(model, config, data, root)
+    steps = [*_harmonisation(model, config, data), ("groups", _feature_groups(model, config, data, root))]
     if model.kind == "incremental_gbm":
         from alnm.models.incremental import IncrementalGBMSelection
 
-        return Pipeline(
-            [("groups", features), ("model", IncrementalGBMSelection(cv=10, random_state=config.seed))]
-        )
-    return Pipeline([("groups", features), ("classifier", _classifier(model, config))])
+        return Pipeline([*steps, ("model", IncrementalGBMSelection(cv=10, random_state=config.seed))])
+    return Pipeline([*steps, ("classifier", _classifier(model, config))])
+
+
+def _harmonisation(model: ModelConfig, config: StudyConfig, data: StudyData) -> list[tuple[str, object]]:
+    """Label-free scanner harmonisation of the configured groups, as the model's first steps.
+
+    Fitted on the training rows; a scanner absent from them is estimated from its own unlabeled
+    rows when predicted (transductive, reported by the harmoniser's warning).
+    """
+    spec = config.harmonisation
+    if spec is None:
+        return []
+    columns = [c for g in model.groups if g in spec.groups for c in data.groups[g]]
+    if not columns:
+        return []
+    from alnm.models.harmonise import ComBatHarmoniser, ScannerStandardiser
+
+    if spec.method == "scanner_standardise":
+        return [("harmonise", ScannerStandardiser(batch_column=spec.column, columns=columns))]
+    from alnm.selection import Imputer
+
+    return [("impute", Imputer()), ("harmonise", ComBatHarmoniser(batch_column=spec.column, columns=columns))]
 
 
 def _feature_groups(model: ModelConfig, config: StudyConfig, data: StudyData, root: Path) -> FeatureGroups:
