@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from alnm.errors import AlnmDataWarning, AlnmInputError
+from alnm.evaluation import auc_score
 from alnm.models.score import LinearScore
 
 
@@ -95,6 +96,8 @@ def test_same_seed_same_score_and_sklearn_contract():
         "cv": 5,
         "rule": "min",
         "random_state": 3,
+        "n_grid": 30,
+        "cross_fit": False,
     }
     b = clone(a)
     pd.testing.assert_frame_equal(a.fit(X, y).coefficients_, b.fit(X, y).coefficients_)
@@ -136,3 +139,17 @@ def test_bad_inputs_name_features_and_patients():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LinearScore(cv=5).fit(X, y)
+
+
+def test_cross_fitted_training_scores_are_out_of_fold():
+    rng = np.random.default_rng(7)
+    X = pd.DataFrame(rng.normal(size=(200, 40)), columns=[f"f{i}" for i in range(40)])
+    y = rng.integers(0, 2, 200)
+    score = LinearScore(cv=5, cross_fit=True, C=0.5, random_state=1)
+    honest = score.fit_transform(X, y)["RadScore"]
+    in_sample = score.transform(X)["RadScore"]
+    # On pure noise the in-sample score looks predictive; the out-of-fold one does not.
+    assert auc_score(y, in_sample.to_numpy()) > 0.7
+    assert abs(auc_score(y, honest.to_numpy()) - 0.5) < 0.12
+    plain = LinearScore(cv=5, C=0.5, random_state=1)
+    np.testing.assert_allclose(plain.fit_transform(X, y)["RadScore"], in_sample)

@@ -67,3 +67,29 @@ def write_study(folder: Path, table: pd.DataFrame | None = None, **changes) -> P
     path = folder / "study.yaml"
     path.write_text(yaml.safe_dump({**STUDY, **changes}, sort_keys=False))
     return path
+
+
+def preset_patients(n: int = 200, seed: int = 1) -> pd.DataFrame:
+    """A table with every column the gu2025 and lu2026 presets name: clinical variables, blood
+    counts, PyRadiomics-style and deep features, two centres; nodal status depends on a few."""
+    rng = np.random.default_rng(seed)
+    radiomics = rng.normal(size=(n, 12))
+    deep = rng.normal(size=(n, 10))
+    clinical = {
+        "age": rng.normal(52, 10, n), "max_diameter_mm": rng.gamma(4, 6, n), "mtd_mm": rng.gamma(4, 6, n),
+        "sad_aln_mm": rng.gamma(3, 2, n), "ki67": rng.uniform(1, 80, n), "her2": rng.integers(0, 2, n),
+        "er": rng.integers(0, 2, n), "pr": rng.integers(0, 2, n),
+        "neutrophils": rng.gamma(8, 0.5, n), "lymphocytes": rng.gamma(8, 0.25, n),
+        "platelets": rng.gamma(10, 25, n), "monocytes": rng.gamma(5, 0.1, n), "wbc": rng.gamma(12, 0.55, n),
+    }  # fmt: skip
+    logit = -0.4 + 0.04 * (clinical["mtd_mm"] - 24) + 0.3 * clinical["sad_aln_mm"] - 1.5 + radiomics[:, 0]
+    logit = logit + 0.8 * deep[:, 0]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    centre = rng.choice(["internal", "external"], n, p=[0.7, 0.3])
+    ids = [f"S{i:03d}" for i in range(n)]
+    table = pd.DataFrame({"patient_id": ids, "aln_status": y, "centre": centre, **clinical})
+    names = [f"original_firstorder_f{i}" for i in range(6)] + [f"wavelet-LLH_glcm_f{i}" for i in range(6)]
+    features = pd.DataFrame(radiomics, columns=names).join(
+        pd.DataFrame(deep, columns=[f"deep_{i}" for i in range(10)])
+    )
+    return pd.concat([table, features], axis=1)

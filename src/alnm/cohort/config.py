@@ -98,6 +98,7 @@ class GroupConfig(_Strict):
     exclude: list[str] = Field(default_factory=list)
     selection: list[dict[str, Any]] = Field(default_factory=list)
     score: str | None = None
+    score_options: dict[str, Any] = Field(default_factory=dict)  # LinearScore settings: cv, rule, n_grid, C
     repeat_table: str | None = None  # second-delineation features for the ICC step
 
     @model_validator(mode="after")

@@ -24,15 +24,23 @@ class FeatureGroups(BaseEstimator, TransformerMixin):
         self.groups = groups
 
     def fit(self, X: pd.DataFrame, y=None) -> FeatureGroups:
-        self.fitted_ = [
-            (name, columns, clone(pipe).fit(X[columns], y)) for name, columns, pipe in self.groups
-        ]
-        names = [c for part in self._parts(X) for c in part.columns]
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y=None, **fit_params) -> pd.DataFrame:
+        """Fit every group and return each group's own ``fit_transform`` output, so a cross-fitted
+        score reaches the model fitted on top of it out-of-fold."""
+        self.fitted_, parts = [], []
+        for name, columns, pipe in self.groups:
+            fitted = clone(pipe)
+            parts.append(_as_frame(fitted.fit_transform(X[columns], y), X.index))
+            self.fitted_.append((name, columns, fitted))
+        names = [c for part in parts for c in part.columns]
         duplicated = sorted({c for c in names if names.count(c) > 1})
         if duplicated:
             raise AlnmInputError(f"feature groups produce the same output column(s) {duplicated}")
         self.feature_names_out_ = names
-        return self
+        return pd.concat(parts, axis=1)
 
     def _parts(self, X: pd.DataFrame) -> list[pd.DataFrame]:
         return [_as_frame(pipe.transform(X[columns]), X.index) for _, columns, pipe in self.fitted_]

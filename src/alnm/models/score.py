@@ -28,11 +28,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from alnm.errors import AlnmDataWarning, AlnmInputError, format_ids
 from alnm.evaluation.discrimination import auc_score
+from alnm.selection.lasso import INTERCEPT_SCALING, PATH_DEPTH
 
 PENALTIES = ("l1", "l2", None)
 RULES = ("min", "1se")
 N_GRID = 30
-GRID_SPAN = 1e4  # the C grid runs from C_min (nothing selected by L1) to GRID_SPAN * C_min
+GRID_SPAN = PATH_DEPTH  # C grid: from C_min (L1 keeps nothing) to GRID_SPAN * C_min, as the lasso step
 
 
 def _frame(X: object) -> pd.DataFrame:
@@ -56,14 +57,17 @@ def _numeric(X: pd.DataFrame) -> np.ndarray:
 
 
 def _model(penalty: str | None, C: float | None, random_state: int) -> LogisticRegression:
-    """Unpenalised (lbfgs), ridge (lbfgs) or lasso (saga, warm-started along a C path) logistic regression."""
+    """Unpenalised (lbfgs), ridge (lbfgs) or lasso logistic regression. The lasso uses liblinear with
+    a large intercept scaling (the intercept is then practically unpenalised, as in glmnet): on
+    hundreds of features saga needs minutes per CV where liblinear needs seconds."""
     if penalty is None:
         return LogisticRegression(C=np.inf, max_iter=10000, tol=1e-8)
     if penalty == "l2":
         return LogisticRegression(C=C, max_iter=10000, tol=1e-8)
     return LogisticRegression(
-        C=C, l1_ratio=1.0, solver="saga", max_iter=20000, tol=1e-7, random_state=random_state, warm_start=True
-    )
+        C=C, l1_ratio=1.0, solver="liblinear", intercept_scaling=INTERCEPT_SCALING, max_iter=1000,
+        random_state=random_state,
+    )  # fmt: skip
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,11 +77,11 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (x - mean) / sd, mean, sd
 
 
-def _c_grid(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _c_grid(z: np.ndarray, y: np.ndarray, n_grid: int = N_GRID) -> np.ndarray:
     """C values (ascending) from the largest penalty at which L1 keeps no feature (glmnet's lambda_max)."""
     lambda_max = np.max(np.abs(z.T @ (y - y.mean()))) / len(y)
     c_min = 1.0 / (len(y) * max(lambda_max, 1e-12))
-    return np.geomspace(c_min, c_min * GRID_SPAN, N_GRID)
+    return np.geomspace(c_min, c_min * GRID_SPAN, n_grid)
 
 
 def _deviance(y: np.ndarray, p: np.ndarray) -> float:
@@ -102,6 +106,8 @@ class LinearScore(TransformerMixin, BaseEstimator):
         cv: int = 10,
         rule: str = "min",
         random_state: int = 0,
+        n_grid: int = N_GRID,
+        cross_fit: bool = False,
     ) -> None:
         self.name = name
         self.penalty = penalty
@@ -109,6 +115,8 @@ class LinearScore(TransformerMixin, BaseEstimator):
         self.cv = cv
         self.rule = rule
         self.random_state = random_state
+        self.n_grid = n_grid
+        self.cross_fit = cross_fit
 
     def _check_params(self) -> None:
         if self.penalty not in PENALTIES:
@@ -146,7 +154,7 @@ class LinearScore(TransformerMixin, BaseEstimator):
         return self
 
     def _choose_c(self, x: np.ndarray, y: np.ndarray) -> float:
-        grid = _c_grid(_standardise(x)[0], y)
+        grid = _c_grid(_standardise(x)[0], y, self.n_grid)
         folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
         deviance = np.empty((self.cv, grid.size))
         for k, (train, test) in enumerate(folds.split(x, y)):
@@ -187,6 +195,24 @@ class LinearScore(TransformerMixin, BaseEstimator):
         table = self.coefficients_
         z = (x - table["mean"].to_numpy()) / table["sd"].to_numpy()
         return pd.DataFrame({self.name: self.intercept_ + z @ table["coefficient"].to_numpy()}, index=X.index)
+
+    def fit_transform(self, X: object, y: object = None, **fit_params) -> pd.DataFrame:
+        """Fit, then return the training scores; with ``cross_fit`` they are out-of-fold (each
+        patient scored by a model refitted at the chosen C without that patient's fold), so a model
+        stacked on the score learns its weight from honest values instead of in-sample ones, which
+        would make the final model over-confident (calibration slope < 1)."""
+        self.fit(X, y)
+        if not self.cross_fit:
+            return self.transform(X)
+        X = _frame(X)
+        x, labels = _numeric(X), np.asarray(y).astype(int)
+        scores = np.empty(len(X))
+        folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
+        for train, test in folds.split(x, labels):
+            z_train, mean, sd = _standardise(x[train])
+            model = _model(self.penalty, self.C_, self.random_state).fit(z_train, labels[train])
+            scores[test] = model.decision_function((x[test] - mean) / sd)
+        return pd.DataFrame({self.name: scores}, index=X.index)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array([self.name], dtype=object)

@@ -75,9 +75,12 @@ def _feature_groups(model: ModelConfig, config: StudyConfig, data: StudyData, ro
         if group.score:
             from alnm.models.score import LinearScore
 
-            steps.append(
-                ("score", LinearScore(name=group.score, penalty="l1", cv=10, random_state=config.seed))
-            )
+            options = {"penalty": "l1", "cv": 10, "cross_fit": True, **group.score_options}
+            try:
+                score = LinearScore(name=group.score, random_state=config.seed, **options)
+            except TypeError as exc:
+                raise AlnmInputError(f"feature group '{group_name}': bad score_options ({exc})") from None
+            steps.append(("score", score))
         parts.append((group_name, columns, Pipeline(steps) if steps else "passthrough"))
     return FeatureGroups(parts)
 

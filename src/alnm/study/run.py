@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,20 +31,40 @@ def run_study(
     on_start: Callable[[int], None] | None = None,
 ) -> dict:
     """Run every model of the study on every fit of its design; write all outputs to ``out``."""
+    clock = _Stopwatch()
     config, root = load_config(config_path, data_override)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_study(config, root)
     design = build_design(data.table, config.data.label, config.cohorts, config.seed)
+    clock.lap("load")
     if on_start:
         on_start(task_count(config, design))
     results = _fit_all(config, data, design, root, jobs or config.jobs, progress)
+    clock.lap("fit")
     predictions = _prediction_table(results, data, config)
     evaluation = _evaluate(predictions, config, data)
+    clock.lap("evaluate")
     write_evaluation(evaluation, out / "evaluation")
     summary = _summary(config, design, data, evaluation.metrics, results)
     _write_outputs(out, config, data, design, predictions, summary, results)
+    clock.lap("write")
+    summary["timings_s"] = clock.laps
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+class _Stopwatch:
+    """Wall time of each stage of a run, reported in summary.json (timings_s)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round(now - self.start, 3)
+        self.start = now
 
 
 def _tasks(config: StudyConfig, design: Design) -> list[tuple[str, Fit, bool]]:
@@ -175,7 +196,6 @@ def _write_outputs(out: Path, config, data: StudyData, design: Design, predictio
 
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     (out / "config.sha256").write_text(summary["config_hash"] + "\n")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     predictions.to_csv(out / "predictions.csv", index=False)
     data.exclusions.frame().to_csv(out / "exclusions.csv", index=False)
     write_table_one(out / "table1.csv", data, config, predictions)
