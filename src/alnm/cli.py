@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from alnm.console import fail
 from alnm.meta.command import meta
 from alnm.study import commands as study_commands
 
@@ -17,11 +18,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -83,7 +79,7 @@ def evaluate(
         with console.status("Writing tables and figures"):
             write_evaluation(evaluation, out, figures=figures)
     except AlnmInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _print_summary(console, evaluation.metrics, out)
 
 
@@ -105,12 +101,9 @@ def _print_summary(console, metrics: dict, out: Path) -> None:
                 _fmt(m["sensitivity"]),
                 _fmt(m["specificity"]),
             )
-    import sys
+    from alnm.console import table_console
 
-    from rich.console import Console
-
-    # Redirected output is not wrapped at 80 columns, so logs keep whole rows.
-    Console(width=None if sys.stdout.isatty() else 140).print(table)
+    table_console().print(table)
     console.print(f"Results written to {out}")
 
 
@@ -149,7 +142,7 @@ def table1(
             digits=digits,
         )
     except AlnmInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     typer.echo(f"Table 1 with {len(table)} rows written to {out}")

@@ -30,12 +30,6 @@ class Design:
     final_train: pd.Index
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def held_out_cohorts(self) -> list[str]:
-        """Cohorts predicted by a model that never saw them (everything but the training cohort)."""
-        names = [c for fit in self.fits for c in fit.cohorts if c != TRAINING]
-        return list(dict.fromkeys(names))
-
 
 def build_design(table: pd.DataFrame, label: str, cohorts: CohortConfig, seed: int) -> Design:
     """Assign patients to fits and cohorts according to the cohort configuration."""

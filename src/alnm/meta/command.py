@@ -54,7 +54,7 @@ def meta(
     bivariate binomial GLMM and Reitsma models, SROC with AUC, subgroups, forest/cross-hair/SROC plots."""
     from rich.console import Console
 
-    from alnm.cli import _fail
+    from alnm.console import fail
     from alnm.errors import AlnmInputError
     from alnm.meta.analysis import MetaOptions, run_meta
     from alnm.meta.data import Correction, read_studies
@@ -79,17 +79,16 @@ def meta(
         with console.status("Writing tables and figures"):
             write_meta(analysis, out, figures=figures)
     except AlnmInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for warning in analysis.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     _print_summary(analysis.document, out)
 
 
 def _print_summary(document: dict, out: Path) -> None:
-    import sys
-
-    from rich.console import Console
     from rich.table import Table
+
+    from alnm.console import table_console
 
     table = Table(title=f"Pooled accuracy of {document['k']} studies (95% CI unless set otherwise)")
     for column in ("measure", "univariate", "bivariate GLMM", "Reitsma"):
@@ -102,7 +101,7 @@ def _print_summary(document: dict, out: Path) -> None:
             _interval((document["reitsma"] or {}).get(measure), "estimate"),
         )
     table.add_row("DOR", _interval(document["univariate"]["log_dor"], "pooled"), "", "")
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    console = table_console()
     console.print(table)
     if document["sroc"]:
         console.print(f"SROC AUC {document['sroc']['auc']:.3f}, pAUC {document['sroc']['pauc']:.3f}")

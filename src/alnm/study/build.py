@@ -15,8 +15,6 @@ from alnm.cohort.loading import StudyData
 from alnm.errors import AlnmInputError
 from alnm.models.composition import FeatureGroups, TypedPreprocessor
 
-DEFAULT_CANDIDATES = ("logistic_l2", "svm", "random_forest", "lightgbm", "mlp")
-
 
 def build_model(name: str, config: StudyConfig, data: StudyData, root: Path) -> object:
     """The unfitted estimator of model ``name``; it takes the whole patient table as X."""
@@ -70,7 +68,11 @@ def _feature_groups(model: ModelConfig, config: StudyConfig, data: StudyData, ro
         if not types and not any(step.get("step") == "impute" for step in chain):
             chain = [{"step": "impute"}, *chain]
         if chain:
-            repeat = _repeat_table(group.repeat_table, root, columns) if group.repeat_table else None
+            repeat = (
+                _repeat_table(group.repeat_table, root, columns, config.data.id)
+                if group.repeat_table
+                else None
+            )
             steps.append(("selection", build_chain(chain, repeat=repeat, group=group_name)))
         if group.score:
             from alnm.models.score import LinearScore
@@ -85,22 +87,24 @@ def _feature_groups(model: ModelConfig, config: StudyConfig, data: StudyData, ro
     return FeatureGroups(parts)
 
 
-def _repeat_table(path: str, root: Path, columns: list[str]):
+def _repeat_table(path: str, root: Path, columns: list[str], id_column: str):
     from alnm.evaluation.predictions import read_table
 
     table = read_table(Path(path) if Path(path).is_absolute() else root / path)
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise AlnmInputError(f"{path}: second-delineation table lacks feature column(s) {missing[:5]}")
-    return table.set_index(table.columns[0])[columns]
+    if id_column not in table.columns:
+        raise AlnmInputError(f"{path}: second-delineation table has no ID column '{id_column}'")
+    return table.assign(**{id_column: table[id_column].astype(str)}).set_index(id_column)[columns]
 
 
 def _classifier(model: ModelConfig, config: StudyConfig):
     from alnm.models.classifiers import AutoClassifier, make_classifier
 
     if model.classifier == "auto":
-        candidates = tuple(model.candidates or DEFAULT_CANDIDATES)
-        return AutoClassifier(candidates=candidates, cv=5, random_state=config.seed)
+        candidates = {"candidates": tuple(model.candidates)} if model.candidates else {}
+        return AutoClassifier(cv=5, random_state=config.seed, **candidates)
     return make_classifier(model.classifier, random_state=config.seed)
 
 

@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+from alnm.console import fail
 
 
 def init(
@@ -23,7 +20,7 @@ def init(
     from alnm.study.template import TEMPLATE
 
     if path.exists() and not force:
-        _fail(f"{path} exists; use --force to overwrite it")
+        fail(f"{path} exists; use --force to overwrite it")
     path.write_text(TEMPLATE)
     typer.echo(f"Study template written to {path}")
 
@@ -58,7 +55,7 @@ def run(
             summary = run_study(study, out, data_override=data, jobs=jobs, progress=advance,
                                 on_start=lambda total: bar.update(task, total=total))  # fmt: skip
     except AlnmInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _print_summary(summary, out)
 
 
@@ -81,10 +78,9 @@ def _check(study: Path, data: Path | None, console) -> None:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
-    import sys
-
-    from rich.console import Console
     from rich.table import Table
+
+    from alnm.console import table_console
 
     table = Table(
         title=f"{summary['study']}: AUC (95% CI) per model and cohort; recommended: {summary['recommended']}"
@@ -100,7 +96,7 @@ def _print_summary(summary: dict, out: Path) -> None:
             auc = None if m is None else m["auc"]
             cells.append("n/a" if auc is None else f"{auc:.3f} ({m['auc_ci'][0]:.3f}-{m['auc_ci'][1]:.3f})")
         table.add_row(name, *cells)
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    table_console(200).print(table)
     typer.echo(f"Results written to {out}")
 
 
@@ -117,7 +113,7 @@ def predict(
     try:
         predictions, notes = predict_bundle(str(model), read_table(input))
     except AlnmInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for note in notes:
         typer.secho(f"warning: {note}", fg=typer.colors.YELLOW, err=True)
     out.parent.mkdir(parents=True, exist_ok=True)

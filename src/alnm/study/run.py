@@ -130,7 +130,8 @@ def _prediction_table(results: list[FitResult], data: StudyData, config: StudyCo
 
 def _evaluate(predictions: pd.DataFrame, config: StudyConfig, data: StudyData):
     frame = predictions.copy()
-    frame.index = frame["patient_id"] + "@" + frame["cohort"]
+    frame["row"] = frame["patient_id"] + "@" + frame["cohort"]  # a patient can be in two cohorts
+    frame.index = frame["row"]
     for column in config.evaluation.subgroups:
         values = data.table[column].loc[frame["patient_id"]]
         frame[column] = values.astype(object).where(values.notna(), "missing").astype(str).to_numpy()
@@ -143,10 +144,12 @@ def _evaluate(predictions: pd.DataFrame, config: StudyConfig, data: StudyData):
         row_thresholds={m: frame[f"{m}_threshold"] for m in models},
     )
     columns = PredictionColumns(
-        label=config.data.label, scores=models, cohort="cohort", subgroups=list(config.evaluation.subgroups)
+        label=config.data.label,
+        scores=models,
+        cohort="cohort",
+        patient_id="row",
+        subgroups=list(config.evaluation.subgroups),
     )
-    frame = frame.reset_index(names="row")
-    frame.index = frame["row"]
     return evaluate_predictions(frame, columns, options, source="study predictions")
 
 
