@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from alnm.console import fail
+from alnm.imaging import commands as imaging_commands
 from alnm.meta.command import meta
 from alnm.study import commands as study_commands
 
@@ -160,6 +161,10 @@ app.command()(study_commands.init)
 app.command()(study_commands.run)
 app.command()(study_commands.predict)
 app.command(name="meta")(meta)
+app.command()(imaging_commands.validate)
+app.command()(imaging_commands.preprocess)
+app.add_typer(imaging_commands.extract_app, name="extract")
+app.command()(imaging_commands.demo)
 
 
 def main() -> None:

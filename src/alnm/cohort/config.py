@@ -28,7 +28,7 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Input tables (merged on the ID column), the label and an optional centre/scanner column."""
 
-    tables: list[str] = Field(min_length=1)
+    tables: list[str] = Field(default_factory=list)  # may be empty when imaging.manifest is the table
     id: str = "patient_id"
     label: str = "aln_status"
     centre: str | None = None
@@ -170,6 +170,31 @@ class HarmonisationConfig(_Strict):
     groups: list[str] = Field(min_length=1)
 
 
+class ImagingConfig(_Strict):
+    """Image inputs: a manifest (see docs/imaging.md) and how its images become features and crops.
+
+    The sub-sections are validated by the imaging package's own option models (phase rule,
+    preprocessing, radiomics, crops); ``radiomics``/``crops`` left out means that step is not run.
+    """
+
+    manifest: str
+    reference: str = "dce"
+    sequences: list[str] = Field(default_factory=lambda: ["dce"], min_length=1)
+    mask_label: int | None = None
+    phase: dict[str, Any] = Field(default_factory=dict)
+    preprocess: dict[str, Any] = Field(default_factory=dict)
+    radiomics: dict[str, Any] | None = None
+    crops: dict[str, Any] | None = None
+    cache: str | None = None  # per-patient preprocessing cache (default: <out>/imaging/cache)
+
+    @model_validator(mode="after")
+    def _options(self) -> ImagingConfig:
+        from alnm.imaging.settings import validate_imaging_options
+
+        validate_imaging_options(self)
+        return self
+
+
 class Derivation(BaseModel):
     """A derived variable (see alnm.features.clinical.apply_derivations)."""
 
@@ -190,12 +215,15 @@ class StudyConfig(_Strict):
     models: dict[str, ModelConfig] = Field(min_length=1)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     harmonisation: HarmonisationConfig | None = None
+    imaging: ImagingConfig | None = None
     never_predictors: list[str] = Field(default_factory=list)
     table1: list[str] | None = None
     jobs: Annotated[int, Field(ge=1)] = 1
 
     @model_validator(mode="after")
     def _references(self) -> StudyConfig:
+        if not self.data.tables and not self.imaging:
+            raise ValueError("data.tables is empty: give at least one table, or an imaging.manifest")
         for name, model in self.models.items():
             unknown = [g for g in model.groups if g not in self.groups]
             if unknown:
@@ -234,6 +262,8 @@ def load_config(path: str | Path, data_override: str | Path | None = None) -> tu
     except ValidationError as exc:
         raise AlnmInputError(f"{path}: invalid study config\n{_describe(exc)}") from None
     if data_override is not None:
+        if not config.data.tables:
+            raise AlnmInputError(f"{path}: --data replaces data.tables[0], but the config lists no table")
         config.data.tables[0] = str(Path(data_override).resolve())
     return config, path.resolve().parent
 

@@ -37,10 +37,11 @@ class StudyData:
     derivation_log: list[str]
 
 
-def load_study(config: StudyConfig, root: Path) -> StudyData:
-    """Read and merge the tables, check IDs and labels, apply derivations and resolve groups."""
+def load_study(config: StudyConfig, root: Path, imaging: ImagingTables | None = None) -> StudyData:
+    """Read and merge the tables, check IDs and labels, apply derivations and resolve groups.
+    With ``imaging`` the manifest's clinical columns and the radiomics table come first."""
     log = ExclusionLog()
-    table = _merged_tables(config, root)
+    table = _merged_tables(config, root, _imaging_frame(imaging, config, log) if imaging else None)
     label = config.data.label
     missing = table.index[table[label].isna()]
     if len(missing):
@@ -60,12 +61,57 @@ def load_study(config: StudyConfig, root: Path) -> StudyData:
 
         table, derivation_log = apply_derivations(table, [d.model_dump() for d in config.derive])
     groups = {name: resolve_group(name, group, table, config) for name, group in config.groups.items()}
+    if imaging:
+        table = _drop_missing_sequences(table, groups, config, imaging, log)
     types = {name: group.declared_types() for name, group in config.groups.items()}
     return StudyData(table, groups, types, log, derivation_log)
 
 
-def _merged_tables(config: StudyConfig, root: Path) -> pd.DataFrame:
-    merged: pd.DataFrame | None = None
+@dataclass
+class ImagingTables:
+    """The imaging stage's contribution to a study: the manifest table (clinical columns, labels),
+    the radiomics table, the radiomics sequences, and the per-patient imaging problems."""
+
+    manifest: pd.DataFrame  # index patient_id
+    clinical_columns: list[str]
+    features: pd.DataFrame | None
+    sequences: list[str]
+    exclusions: pd.DataFrame  # patient_id, stage, reason
+    excluded: list[str]  # patients with no usable images
+
+
+def _imaging_frame(imaging: ImagingTables, config: StudyConfig, log: ExclusionLog) -> pd.DataFrame:
+    """Manifest clinical columns joined with the radiomics table; imaging failures are logged."""
+    for patient in imaging.excluded:
+        reasons = imaging.exclusions.loc[imaging.exclusions["patient_id"].astype(str) == patient, "reason"]
+        log.add([patient], "; ".join(reasons) or "no usable images", "imaging")
+    frame = imaging.manifest.loc[~imaging.manifest.index.isin(imaging.excluded), imaging.clinical_columns]
+    if imaging.features is not None:
+        frame = frame.join(imaging.features, how="left")
+    frame.index = frame.index.astype(str)
+    frame.index.name = config.data.id
+    return frame
+
+
+def _drop_missing_sequences(table, groups, config: StudyConfig, imaging: ImagingTables, log) -> pd.DataFrame:
+    """Patients without features of a sequence that a model uses leave the study (listed); a sequence
+    no model uses does not cost anyone."""
+    used = {c for model in config.models.values() for g in model.groups for c in groups.get(g, [])}
+    for sequence in imaging.sequences:
+        columns = [c for c in table.columns if str(c).startswith(f"{sequence}_") and c in used]
+        if not columns:
+            continue
+        lacking = table.index[table[columns].isna().all(axis=1)]
+        if len(lacking):
+            log.add(
+                list(lacking), f"no {sequence} radiomics (sequence missing or extraction failed)", "imaging"
+            )
+            table = table.drop(index=lacking)
+    return table
+
+
+def _merged_tables(config: StudyConfig, root: Path, first: pd.DataFrame | None = None) -> pd.DataFrame:
+    merged: pd.DataFrame | None = first
     for entry in config.data.tables:
         path = Path(entry) if Path(entry).is_absolute() else root / entry
         frame = read_table(path)

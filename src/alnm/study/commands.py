@@ -56,7 +56,7 @@ def run(
                                 on_start=lambda total: bar.update(task, total=total))  # fmt: skip
     except AlnmInputError as exc:
         fail(str(exc))
-    _print_summary(summary, out)
+    print_summary(summary, out)
 
 
 def _check(study: Path, data: Path | None, console) -> None:
@@ -77,7 +77,8 @@ def _check(study: Path, data: Path | None, console) -> None:
         console.print(f"  note: {note}")
 
 
-def _print_summary(summary: dict, out: Path) -> None:
+def print_summary(summary: dict, out: Path) -> None:
+    """AUC (95% CI) per model and cohort as a table, then where the results are."""
     from rich.table import Table
 
     from alnm.console import table_console

@@ -12,7 +12,8 @@ import yaml
 
 from alnm.cohort.config import StudyConfig, config_hash, load_config
 from alnm.cohort.design import Design, Fit, build_design
-from alnm.cohort.loading import StudyData, load_study
+from alnm.cohort.loading import ImagingTables, StudyData, load_study
+from alnm.errors import AlnmInputError
 from alnm.evaluation.evaluate import EvaluationOptions, ThresholdRule, evaluate_predictions
 from alnm.evaluation.outputs import write_evaluation
 from alnm.evaluation.predictions import PredictionColumns
@@ -35,8 +36,13 @@ def run_study(
     config, root = load_config(config_path, data_override)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_study(config, root)
+    imaging = _imaging_stage(config, root, out, jobs or config.jobs, progress) if config.imaging else None
+    if imaging:
+        clock.lap("imaging")
+    data = load_study(config, root, imaging.tables if imaging else None)
     design = build_design(data.table, config.data.label, config.cohorts, config.seed)
+    if imaging:
+        imaging.check_training(design)
     clock.lap("load")
     if on_start:
         on_start(task_count(config, design))
@@ -52,6 +58,71 @@ def run_study(
     summary["timings_s"] = clock.laps
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+class _ImagingStage:
+    """The imaging outputs a study uses, and the Nyúl training patients to check against the design."""
+
+    def __init__(self, tables: ImagingTables, nyul_training: list[str] | None) -> None:
+        self.tables = tables
+        self.nyul_training = nyul_training
+
+    def check_training(self, design: Design) -> None:
+        """Nyúl landmarks must come from training patients only: no held-out patient among them."""
+        if self.nyul_training is None:
+            return
+        held_out = {p for fit in design.fits for c, i in fit.cohorts.items() if c != "training" for p in i}
+        leaked = sorted(held_out & set(self.nyul_training))
+        if leaked:
+            raise AlnmInputError(
+                f"Nyúl landmarks were learned on patient(s) that the final design holds out: {leaked[:10]} "
+                "(patients excluded after preprocessing changed the split); use normalise: zscore"
+            )
+
+
+def _imaging_stage(config: StudyConfig, root: Path, out: Path, jobs: int, progress) -> _ImagingStage:
+    """Run the imaging steps into out/imaging and hand their tables to the study loader."""
+    from alnm.imaging.manifest import load_manifest
+    from alnm.imaging.settings import resolve_imaging
+    from alnm.imaging.study import run_imaging, training_chooser
+
+    settings = resolve_imaging(config.imaging, root)
+    path = root / config.imaging.manifest
+    manifest = load_manifest(path, labels=(config.data.label,))
+    chosen: list[list[str] | None] = [None]
+    choose = training_chooser(config, manifest)
+
+    def remember(prepared):
+        chosen[0] = choose(prepared)
+        return chosen[0]
+
+    cache = Path(config.imaging.cache) if config.imaging.cache else None
+    if cache is not None and not cache.is_absolute():
+        cache = root / cache
+    outputs = run_imaging(
+        path, settings, out / "imaging", labels=(config.data.label,), cache=cache, training=remember,
+        jobs=jobs, progress=progress,
+    )  # fmt: skip
+    for name, group in config.groups.items():
+        if group.repeat_table and group.repeat_table.startswith("rater:"):
+            rater = group.repeat_table.removeprefix("rater:")
+            if rater not in outputs.rater_tables:
+                raise AlnmInputError(
+                    f"feature group '{name}': repeat_table '{group.repeat_table}' but the manifest has no "
+                    f"'mask_{rater}' column or imaging.radiomics.raters is off"
+                )
+            group.repeat_table = str(outputs.rater_tables[rater])
+    hidden = {*manifest.images.values(), *(c for c in [manifest.mask] if c), *manifest.rater_masks,
+              *(manifest.bbox or [])}  # fmt: skip
+    tables = ImagingTables(
+        manifest=manifest.table,
+        clinical_columns=[c for c in manifest.table.columns if c not in hidden],
+        features=outputs.radiomics,
+        sequences=settings.radiomics.sequences if settings.radiomics else [],
+        exclusions=outputs.exclusions,
+        excluded=outputs.excluded_patients,
+    )
+    return _ImagingStage(tables, chosen[0] if settings.preprocess.normalise == "nyul" else None)
 
 
 class _Stopwatch:

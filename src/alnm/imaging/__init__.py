@@ -1,0 +1,1 @@
+"""Image ingestion and preparation: manifest, DICOM/NIfTI reading, DCE phases, preprocessing, ROI crops."""
