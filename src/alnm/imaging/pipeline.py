@@ -100,7 +100,16 @@ def prepare_patient(
     try:
         volumes = cache.get(key)
         if volumes is None:
-            volumes = cache.put(key, _process(manifest, patient, row, settings, sequences))
+            processed, rater_problems = _process(manifest, patient, row, settings, sequences)
+            volumes = cache.put(key, processed)
+            problems += rater_problems
+        else:
+            unusable = [
+                c for c, r in manifest.rater_masks.items() if _given(row, c) and f"mask_{r}" not in volumes
+            ]
+            problems += [
+                ("imaging", f"patient {patient}: {c}: unusable second delineation") for c in unusable
+            ]
     except AlnmInputError as exc:
         return _PatientResult(patient, {}, [("imaging", str(exc))])
     except Exception as exc:  # noqa: BLE001 - a library failure on one patient must not abort the cohort
@@ -153,11 +162,20 @@ def _process(manifest: Manifest, patient: str, row: pd.Series, settings: Imaging
         options = options.model_copy(update={"normalise": "none"})
     prepared, prepared_mask = preprocess_sequences(images, mask, options, settings.reference, None)
     volumes = {**prepared, "mask": prepared_mask}
+    problems = []
     for column, rater in manifest.rater_masks.items():
-        if isinstance(row[column], str) and row[column]:
-            other = _mask(row, column, reference_image, patient, settings.mask_label)
+        if _given(row, column):
+            try:
+                other = _mask(row, column, reference_image, patient, settings.mask_label)
+            except AlnmInputError as exc:  # costs only the ICC comparison, not the patient
+                problems.append(("imaging", str(exc)))
+                continue
             volumes[f"mask_{rater}"] = resample_to_reference(other, prepared_mask, interpolator="nearest")
-    return volumes
+    return volumes, problems
+
+
+def _given(row: pd.Series, column: str) -> bool:
+    return isinstance(row[column], str) and bool(row[column])
 
 
 def _reference_and_mask(manifest: Manifest, patient: str, row: pd.Series, settings: ImagingSettings):
@@ -169,7 +187,7 @@ def _reference_and_mask(manifest: Manifest, patient: str, row: pd.Series, settin
     else:
         phases = [_read(row, manifest.images[settings.reference], patient)]
     grid = phases[0]
-    if manifest.mask and isinstance(row[manifest.mask], str) and row[manifest.mask]:
+    if manifest.mask and _given(row, manifest.mask):
         mask = _mask(row, manifest.mask, grid, patient, settings.mask_label)
     elif manifest.bbox and all(not _missing(row[c]) for c in manifest.bbox):
         mask = bbox_mask(grid, tuple(int(row[c]) for c in manifest.bbox), patient=patient)

@@ -156,7 +156,7 @@ def extract_crop_set(
             problems.append({"patient_id": patient, "stage": "crops", "reason": str(exc)})
         if progress:
             progress(str(patient))
-    table = write_crops(crops, folder)
+    table = write_crops(crops, folder, preview=options.preview)
     return table, pd.DataFrame(problems, columns=EXCLUSION_COLUMNS)
 
 
