@@ -310,6 +310,7 @@ def test_small_field_of_view_and_other_centre_sets(tmp_path):
         ({"n_patients": 2}, "n_patients"),
         ({"centres": ("A", "A")}, "centres"),
         ({"shape": (4, 80, 80)}, "shape"),
+        ({"n_patients": 1, "centres": ("A",), "dicom_centre": None, "defects": True}, "defects"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, kwargs, field):

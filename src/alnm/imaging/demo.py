@@ -14,7 +14,7 @@ def run_demo(out: Path, *, n_patients: int = 120, seed: int = 0, jobs: int = 2, 
     from alnm.study.run import run_study
 
     out = Path(out)
-    cohort = generate_cohort(out / "cohort", n_patients=n_patients, seed=seed)
+    cohort = generate_cohort(out / "cohort", n_patients=n_patients, seed=seed, jobs=jobs, progress=progress)
     study = out / "study.yaml"
     study.write_text(resources.files("alnm.imaging").joinpath("templates/demo_study.yaml").read_text())
     summary = run_study(study, out / "study", jobs=jobs, progress=progress)

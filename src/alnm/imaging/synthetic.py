@@ -648,16 +648,16 @@ def generate_cohort(
     jobs: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> SyntheticCohort:
-    """Write a SYNTHETIC multi-centre breast MRI cohort into ``out_dir``: volumes per patient, manifest.csv
-    (paths relative to it), truth.csv/truth.json (the known label model and oracle AUC) and README.md.
-    ``shape`` (z, y, x) is the field of view in voxels of 1.5 x 1.0 x 1.0 mm; each centre samples it at
-    its own spacing. ``defects`` adds one empty mask and one patient without T2 (for exclusion demos)."""
+    """Write a SYNTHETIC cohort (volumes, manifest.csv, truth.csv/json, README.md) into ``out_dir``; ``shape``
+    counts voxels of 1.5 x 1 x 1 mm (z, y, x); ``defects`` adds an empty mask and a missing T2."""
     from joblib import Parallel, delayed
 
     started = time.perf_counter()
     _check_arguments(n_patients, centres, shape)
     if dicom_centre is not None and dicom_centre not in centres:
         raise AlnmInputError(f"synthetic cohort: dicom_centre: '{dicom_centre}' is not among {list(centres)}")
+    if defects and n_patients < 2:
+        raise AlnmInputError("synthetic cohort: defects: needs at least 2 patients (one defect each)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = draw_patients(n_patients, centres=centres, seed=seed)
@@ -760,6 +760,14 @@ def _readme(summary: dict) -> str:
 
     by_centre = ", ".join(f"{c} {show(v)}" for c, v in summary["oracle_auc_by_centre"].items())
     coefficients = ", ".join(f"{k} {v:+.2f}" for k, v in summary["aln_model"]["coefficients"].items())
+    times = ", ".join(f"{t:g}" for t in summary["phase_times_s"])
+    dicom = summary["dicom_centre"]
+    formats = (
+        f"NIfTI `.nii.gz` volumes, except centre {dicom}: DICOM series folders `dce` (one series, 4 temporal "
+        "phases), `t2` and `dwi`; its masks are NIfTI on the DCE grid"
+        if dicom
+        else "NIfTI `.nii.gz` volumes"
+    )
     defects = "\n".join(f"- {d['patient_id']}: {d['defect']}" for d in summary["defects"]) or "- none"
     return f"""# SYNTHETIC breast MRI cohort — NOT patient data
 
@@ -772,10 +780,10 @@ No person is depicted; DICOM headers carry `PatientName = SYNTHETIC^<id>` and no
   (pre-pectoral fat, muscle, dark thorax); one tumour per patient with drawn traits: diameter,
   margin irregularity (spherical-harmonic radial perturbation), rim enhancement, internal heterogeneity,
   peritumoral oedema (bright T2 ring), washout (dce_3 lower than dce_1), peak enhancement.
-- Sequences: fat-suppressed T1 DCE `dce_pre`, `dce_1..3` (at {summary["phase_times_s"]} s; tumour wash-in
-  then plateau, washout or persistent rise), T2 (oedema ring bright), DWI b=800 (tumour bright, lower
-  signal overall, half the in-plane resolution). `mask` is the true tumour, `mask_r2` a second
-  delineation (the mask eroded or dilated by one voxel in-plane) for ICC filtering.
+- Sequences: fat-suppressed T1 DCE `dce_pre`, `dce_1..3` (at {times} s; tumour wash-in then plateau,
+  washout or persistent rise), T2 (oedema ring bright), DWI b=800 (tumour bright, lower signal overall,
+  half the in-plane resolution). `mask` is the true tumour, `mask_r2` a second delineation (the mask
+  eroded or dilated by one voxel in-plane) for ICC filtering.
 - Centres differ in voxel spacing (same field of view), intensity scale, smooth multiplicative bias
   field and Rician noise:
 
@@ -784,10 +792,11 @@ No person is depicted; DICOM headers carry `PatientName = SYNTHETIC^<id>` and no
 {centres}
 
 ## Labels: a known model
-`aln_status` ~ Bernoulli(logistic(intercept {summary["aln_model"]["intercept"]:+.2f} + sum of coefficient x
-standardised predictor)): {coefficients}. `sln_status` = `aln_status`; `nsln_status` is drawn for
-SLN-positive patients only (empty otherwise) from a second logistic model. Traits and true probabilities
-are in `truth.csv`; coefficients and standardisation constants in `truth.json`.
+`aln_status` ~ Bernoulli(logistic(intercept {summary["aln_model"]["intercept"]:+.2f} + sum of coefficient
+x standardised predictor)): {coefficients} (nlr = neutrophils / lymphocytes).
+`sln_status` = `aln_status`; `nsln_status` is drawn for SLN-positive patients only (empty otherwise)
+from a second logistic model. Traits and true probabilities are in `truth.csv`; coefficients and
+standardisation constants in `truth.json`.
 
 - Prevalence of `aln_status`: {summary["prevalence"]:.3f}
 - **Oracle AUC** (true probabilities vs drawn labels; what a perfect model could reach here):
@@ -795,8 +804,7 @@ are in `truth.csv`; coefficients and standardisation constants in `truth.json`.
 
 ## Files
 `manifest.csv` (the alnm cohort manifest; paths relative to it), `truth.csv`, `truth.json`, and one
-folder per centre and patient (NIfTI `.nii.gz`, or DICOM series folders `dce` (4 temporal phases),
-`t2`, `dwi` for centre {summary["dicom_centre"]}).
+folder per centre and patient with {formats}.
 
 Injected defects (for exclusion-log demos):
 {defects}
