@@ -11,6 +11,17 @@ data:
   label: aln_status           # 1 = axillary node metastasis, 0 = none; rows without a label are excluded
   centre: centre              # optional: centre or scanner column
 
+# imaging:                    # optional: images in, radiomics features and CNN crops out (docs/imaging.md)
+#   manifest: manifest.csv    # patient_id, label, image_<sequence>, mask / bbox_*, mask_<rater>, clinical
+#   reference: dce            # the sequence the mask lives on
+#   sequences: [dce, t2, dwi]
+#   phase: {rule: first_post} # first_post | index (k) | column | peak; subtraction: true for post - pre
+#   preprocess: {n4: {shrink: 4}, spacing: 1.0, normalise: zscore, normalise_region: body}  # or nyul
+#   radiomics: {preset: full, sequences: [dce, t2]}   # or params: pyradiomics_params.yaml
+#   crops: {sequences: [dce], size: 64, margin_mm: 5, context_slices: 1}
+# (with imaging, data.tables may be empty: the manifest's other columns are the clinical table, and a
+#  group such as {regex: "^dce_original_", repeat_table: "rater:r2"} picks radiomics features)
+
 cohorts:
   mode: split                 # split | cv | leave_one_out
   internal_validation:        # stratified random split of the non-external patients (7:3 as in Gu 2025)
