@@ -88,9 +88,10 @@ def test_extract_crops_from_a_study(cohort, tmp_path):
     assert len(crops) >= 30 and (out / crops["path"].iloc[0]).is_file()
 
 
-def test_run_with_imaging_section(cohort, tmp_path):
+def test_run_with_imaging_section(cohort, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out, as users type it
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", study_file(cohort, tmp_path), "--out", str(out), "--jobs", "2"])
+    result = runner.invoke(app, ["run", study_file(cohort, tmp_path), "--out", "run", "--jobs", "2"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["models"]) == {"Clinical", "Radiomics"} and "imaging" in summary["timings_s"]
@@ -101,6 +102,19 @@ def test_run_with_imaging_section(cohort, tmp_path):
     ).is_file()
     auc = summary["models"]["Radiomics"]["cohorts"]["validation"]["auc"]
     assert auc is not None and 0.0 <= auc <= 1.0
+    assert (out / "models" / "Radiomics" / "imaging" / "imaging.json").is_file()
+
+
+def test_nyul_landmarks_travel_with_the_models(cohort, tmp_path):
+    path = study_file(cohort, tmp_path, preprocess={"spacing": 2.0, "normalise": "nyul"})
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", path, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    learned = json.loads((out / "imaging" / "nyul" / "nyul_dce.json").read_text())
+    bundled = json.loads((out / "models" / "Radiomics" / "imaging" / "nyul_dce.json").read_text())
+    assert learned == bundled
+    summary = json.loads((out / "summary.json").read_text())
+    assert learned["n_images"] == summary["design"]["fits"][0]["n_train"]
 
 
 def test_nyul_needs_a_split_design(cohort, tmp_path):

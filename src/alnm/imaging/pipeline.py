@@ -61,7 +61,8 @@ def prepare_cohort(
     """Prepare every patient (in parallel); a patient whose reference image or mask fails is excluded
     with the reason, a missing optional sequence only removes that sequence for that patient."""
     ids = list(patients) if patients is not None else [str(p) for p in manifest.table.index]
-    calls = (delayed(prepare_patient)(manifest, p, settings, str(cache_dir)) for p in ids)
+    cache = str(Path(cache_dir).resolve())  # absolute: worker processes may run in another folder
+    calls = (delayed(prepare_patient)(manifest, p, settings, cache) for p in ids)
     results: dict[str, _PatientResult] = {}
     for result in Parallel(n_jobs=jobs, return_as="generator_unordered")(calls):
         results[result.patient] = result
@@ -230,6 +231,7 @@ def standardise_histograms(
     from alnm.imaging.normalise import NyulStandardiser
 
     options = settings.preprocess.nyul
+    folder = folder.resolve()
     table = prepared.table.copy()
     for sequence in settings.sequences:
         column = f"image_{sequence}"

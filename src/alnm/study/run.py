@@ -111,7 +111,7 @@ def _imaging_stage(config: StudyConfig, root: Path, out: Path, jobs: int, progre
                     f"feature group '{name}': repeat_table '{group.repeat_table}' but the manifest has no "
                     f"'mask_{rater}' column or imaging.radiomics.raters is off"
                 )
-            group.repeat_table = str(outputs.rater_tables[rater])
+            group.repeat_table = str(outputs.rater_tables[rater].resolve())
     hidden = {*manifest.images.values(), *(c for c in [manifest.mask] if c), *manifest.rater_masks,
               *(manifest.bbox or [])}  # fmt: skip
     tables = ImagingTables(
@@ -278,3 +278,17 @@ def _write_outputs(out: Path, config, data: StudyData, design: Design, predictio
             folder = out / "models" / result.model
             save_bundle(result.estimator, folder, result.model, config, data, design, result.threshold)
             write_model_tables(result.estimator, folder)
+            if config.imaging:
+                _bundle_imaging(config, out / "imaging", folder / "imaging")
+
+
+def _bundle_imaging(config: StudyConfig, imaging: Path, target: Path) -> None:
+    """Keep the image preparation a model was built with beside it: the imaging settings and, for
+    Nyúl, the landmarks learned on the training patients (new patients must be prepared the same way)."""
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    settings = config.imaging.model_dump(mode="json")
+    (target / "imaging.json").write_text(json.dumps(settings, indent=2) + "\n")
+    for landmarks in sorted((imaging / "nyul").glob("nyul_*.json")):
+        shutil.copy2(landmarks, target / landmarks.name)
