@@ -1,7 +1,8 @@
 """Models on feature tables: clinical logistic regression, linear scores, classifier zoo with CV
 choice, paper 003's incremental selection, decision-level fusion, scanner harmonisation and
-nested cross-validation."""
+nested cross-validation, and paper 004's SLN -> NSLN cascade."""
 
+from alnm.models.cascade import NodalCascade, evaluate_cascade
 from alnm.models.classifiers import (
     CLASSIFIER_NAMES,
     AutoClassifier,
@@ -31,6 +32,7 @@ __all__ = [
     "ComBatHarmoniser",
     "IncrementalGBMSelection",
     "LinearScore",
+    "NodalCascade",
     "PositionalColumns",
     "ScannerStandardiser",
     "SeparationError",
@@ -39,6 +41,7 @@ __all__ = [
     "UnestimableError",
     "WeightedVotingClassifier",
     "logistic_table",
+    "evaluate_cascade",
     "make_classifier",
     "multivariable_table",
     "nested_cv_auc",
