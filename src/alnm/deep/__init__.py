@@ -1,0 +1,1 @@
+"""Deep learning on tumour crops: MONAI networks, training, deep features, Grad-CAM."""
