@@ -82,6 +82,16 @@ class VariableSpec(_Strict):
     levels: list[str | int | float] | None = None
 
 
+class DeepSource(_Strict):
+    """Crops and CNN training options for a deep model or a deep-feature group. ``crops`` is a crops
+    manifest (CSV, relative to the config) or ``imaging`` for the crops of the study's imaging stage."""
+
+    crops: str = "imaging"
+    options: dict[str, Any] = Field(default_factory=dict)  # alnm.deep.train.TrainOptions fields
+    n_folds: int = Field(3, ge=2)  # cross-fitting folds of deep features (ignored by a CNN model)
+    id_column: str = "patient_id"
+
+
 class GroupConfig(_Strict):
     """A named feature group given by declared variables, a column list, a prefix, a regex, or
     every column after a given one.
@@ -100,14 +110,14 @@ class GroupConfig(_Strict):
     score: str | None = None
     score_options: dict[str, Any] = Field(default_factory=dict)  # LinearScore settings: cv, rule, n_grid, C
     repeat_table: str | None = None  # second-delineation features for the ICC step
+    deep: DeepSource | None = None  # CNN embeddings of tumour crops (cross-fitted), as the group's features
 
     @model_validator(mode="after")
     def _one_source(self) -> GroupConfig:
-        given = [k for k in ("variables", "columns", "prefix", "regex", "after") if getattr(self, k)]
+        sources = ("variables", "columns", "prefix", "regex", "after", "deep")
+        given = [k for k in sources if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError(
-                f"give exactly one of variables, columns, prefix, regex, after (got {given or 'none'})"
-            )
+            raise ValueError(f"give exactly one of {', '.join(sources)} (got {given or 'none'})")
         return self
 
     def declared_types(self) -> dict[str, VariableSpec]:
@@ -128,12 +138,15 @@ class ModelConfig(_Strict):
     """
 
     groups: list[str] = Field(default_factory=list)
-    kind: Literal["pipeline", "clinical_logistic", "incremental_gbm", "voting", "stacking"] = "pipeline"
+    kind: Literal["pipeline", "clinical_logistic", "incremental_gbm", "voting", "stacking", "cnn"] = (
+        "pipeline"
+    )
     classifier: str = "auto"
     candidates: list[str] | None = None
     selection: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     entry_p: float = Field(0.05, gt=0, le=1)
     members: list[str] = Field(default_factory=list)
+    cnn: DeepSource | None = None  # kind cnn: a CNN on the crops, patient-level probability
 
     @field_validator("classifier")
     @classmethod
@@ -147,6 +160,9 @@ class ModelConfig(_Strict):
         if self.kind in {"voting", "stacking"}:
             if len(self.members) < 2:
                 raise ValueError(f"a {self.kind} model needs at least two 'members' (other model names)")
+        elif self.kind == "cnn":
+            if self.cnn is None:
+                raise ValueError("a cnn model needs a 'cnn' section (crops, options)")
         elif not self.groups:
             raise ValueError("a model needs at least one feature group in 'groups'")
         return self

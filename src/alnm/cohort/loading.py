@@ -142,7 +142,10 @@ def _merged_tables(config: StudyConfig, root: Path, first: pd.DataFrame | None =
 
 
 def resolve_group(name: str, group: GroupConfig, table: pd.DataFrame, config: StudyConfig) -> list[str]:
-    """Columns of a feature group; the label, ID, design columns and never-predictors are refused."""
+    """Columns of a feature group; the label, ID, design columns and never-predictors are refused.
+    A deep-feature group reads crops, not table columns: it has none."""
+    if group.deep:
+        return []
     if group.variables:
         columns = list(group.variables)
     elif group.columns:

@@ -23,6 +23,10 @@ def build_model(name: str, config: StudyConfig, data: StudyData, root: Path) -> 
         return _fusion(model, config, data, root)
     if model.kind == "clinical_logistic":
         return _clinical_logistic(name, model, config, data)
+    if model.kind == "cnn":
+        from alnm.deep.estimator import CNNClassifier
+
+        return CNNClassifier(**_deep_arguments(model.cnn, config))
     steps = [*_harmonisation(model, config, data), ("groups", _feature_groups(model, config, data, root))]
     if model.kind == "incremental_gbm":
         from alnm.models.incremental import IncrementalGBMSelection
@@ -60,6 +64,12 @@ def _feature_groups(model: ModelConfig, config: StudyConfig, data: StudyData, ro
         group = config.groups[group_name]
         columns = data.groups[group_name]
         steps: list[tuple[str, object]] = []
+        if group.deep:
+            from alnm.deep.estimator import DeepFeatures
+
+            steps.append(
+                ("deep", DeepFeatures(n_folds=group.deep.n_folds, **_deep_arguments(group.deep, config)))
+            )
         types = data.variable_types[group_name]
         if types:
             levels = {k: v.levels for k, v in types.items() if v.levels}
@@ -85,6 +95,15 @@ def _feature_groups(model: ModelConfig, config: StudyConfig, data: StudyData, ro
             steps.append(("score", score))
         parts.append((group_name, columns, Pipeline(steps) if steps else "passthrough"))
     return FeatureGroups(parts)
+
+
+def _deep_arguments(source, config: StudyConfig) -> dict:
+    """Crops manifest, training options (the study seed unless given) and ID column of a deep part."""
+    return {
+        "crops": source.crops,
+        "options": {"seed": config.seed, **source.options},
+        "id_column": source.id_column,
+    }
 
 
 def _repeat_table(path: str, root: Path, columns: list[str], id_column: str):

@@ -25,7 +25,7 @@ from alnm.errors import AlnmInputError
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "lightgbm", "statsmodels", "joblib")
+PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "lightgbm", "statsmodels", "joblib", "torch", "monai")
 
 
 def model_columns(name: str, config: StudyConfig, data: StudyData) -> list[str]:

@@ -103,16 +103,22 @@ def print_summary(summary: dict, out: Path) -> None:
 
 def predict(
     model: Annotated[Path, typer.Option(help="Model bundle folder (DIR/models/NAME of a study run).")],
-    input: Annotated[Path, typer.Option("--input", help="Table of new patients (CSV/TSV/Parquet).")],
     out: Annotated[Path, typer.Option(help="Output CSV: patient_id, probability, prediction.")],
+    input: Annotated[
+        Path | None, typer.Option("--input", help="Table of new patients (CSV/TSV/Parquet).")
+    ] = None,
+    crops: Annotated[
+        Path | None, typer.Option(help="Crops manifest of the new patients (models with CNN parts).")
+    ] = None,
 ) -> None:
-    """Apply a trained model bundle to new patients."""
+    """Apply a trained model bundle to new patients (a table, crops, or both)."""
     from alnm.errors import AlnmInputError
     from alnm.evaluation.predictions import read_table
     from alnm.study.predict import predict_bundle
 
     try:
-        predictions, notes = predict_bundle(str(model), read_table(input))
+        table = read_table(input) if input is not None else None
+        predictions, notes = predict_bundle(str(model), table, str(crops) if crops else None)
     except AlnmInputError as exc:
         fail(str(exc))
     for note in notes:

@@ -35,10 +35,45 @@ def input_warnings(table: pd.DataFrame, features: dict[str, dict], id_column: st
     return messages
 
 
-def predict_bundle(bundle: str, table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Probabilities and 0/1 predictions at the bundle's threshold for every row of ``table``."""
+def set_crops(estimator: object, crops: str) -> int:
+    """Point every fitted CNN part of a model (a CNN model, deep-feature groups inside pipelines) at a
+    new crops manifest; returns how many parts were redirected."""
+    found, stack = 0, [estimator]
+    while stack:
+        part = stack.pop()
+        if hasattr(part, "set_crops"):
+            part.set_crops(crops)
+            found += 1
+            continue
+        stack += [step for _, step in getattr(part, "steps", [])]
+        stack += [pipeline for *_, pipeline in getattr(part, "fitted_", [])]
+    return found
+
+
+def _crops_patients(crops: str, id_column: str) -> pd.DataFrame:
+    from alnm.imaging.crops import read_crops_manifest
+
+    patients = read_crops_manifest(crops)["patient_id"].astype(str).drop_duplicates()
+    return pd.DataFrame({id_column: patients.to_numpy()})
+
+
+def predict_bundle(
+    bundle: str, table: pd.DataFrame | None, crops: str | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Probabilities and 0/1 predictions at the bundle's threshold for every row of ``table`` (or, for a
+    model that needs only crops, every patient of the ``crops`` manifest)."""
     estimator, metadata = load_bundle(bundle)
     id_column, features = metadata["id_column"], metadata["features"]
+    if crops is not None and not set_crops(estimator, str(crops)):
+        raise AlnmInputError(f"model '{metadata['model']}' uses no crops; --crops does not apply")
+    if table is None:
+        if crops is None:
+            raise AlnmInputError("give --input (a patient table), --crops (a crops manifest), or both")
+        if features:
+            raise AlnmInputError(
+                f"model '{metadata['model']}' also needs table columns {list(features)[:8]}: give --input"
+            )
+        table = _crops_patients(crops, id_column)
     if id_column not in table.columns:
         raise AlnmInputError(f"input table has no ID column '{id_column}'")
     missing = [c for c in features if c not in table.columns]

@@ -39,6 +39,7 @@ def run_study(
     imaging = _imaging_stage(config, root, out, jobs or config.jobs, progress) if config.imaging else None
     if imaging:
         clock.lap("imaging")
+    _resolve_crops(config, root, out / "imaging" / "crops" / "crops.csv" if imaging else None)
     data = load_study(config, root, imaging.tables if imaging else None)
     design = build_design(data.table, config.data.label, config.cohorts, config.seed)
     if imaging:
@@ -58,6 +59,23 @@ def run_study(
     summary["timings_s"] = clock.laps
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _resolve_crops(config: StudyConfig, root: Path, imaging_crops: Path | None) -> None:
+    """Point every deep part at an absolute crops manifest: its own (relative to the config) or,
+    for ``crops: imaging``, the crops this run's imaging stage wrote."""
+    sources = [(f"model '{n}'", m.cnn) for n, m in config.models.items() if m.cnn]
+    sources += [(f"feature group '{n}'", g.deep) for n, g in config.groups.items() if g.deep]
+    for owner, source in sources:
+        if source.crops == "imaging":
+            if imaging_crops is None or not imaging_crops.is_file():
+                raise AlnmInputError(
+                    f"{owner}: crops: imaging, but the study has no imaging.crops section "
+                    "(configure it, or give the path of a crops manifest)"
+                )
+            source.crops = str(imaging_crops.resolve())
+        elif not Path(source.crops).is_absolute():
+            source.crops = str((root / source.crops).resolve())
 
 
 class _ImagingStage:
