@@ -9,7 +9,6 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
@@ -34,15 +33,7 @@ def table(labels: dict[str, int], patients: list[str]) -> tuple[pd.DataFrame, np
     return X, np.array([labels[p] for p in patients])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def deterministic():
-    """Deterministic torch kernels and 2 threads for this module, restored afterwards."""
-    previous, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(2)
-    yield
-    torch.use_deterministic_algorithms(previous)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("deterministic")
 
 
 @pytest.fixture(scope="module")

@@ -41,15 +41,7 @@ class RecordingCropSet(CropSet):
         return super().arrays(patient)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def deterministic():
-    """Deterministic torch kernels and 2 threads for this module, restored afterwards."""
-    previous, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(2)
-    yield
-    torch.use_deterministic_algorithms(previous)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("deterministic")
 
 
 @pytest.fixture(scope="module")
