@@ -30,7 +30,8 @@ def write_study(tmp_path, crops: str = "crops/crops.csv") -> str:
             "age": rng.normal(55, 10, len(labels)),
         }
     )
-    table.to_csv(tmp_path / "table.csv", index=False)
+    extra = pd.DataFrame({"patient_id": ["Z001", "Z002"], "aln_status": [0, 1], "age": [50.0, 60.0]})
+    pd.concat([table, extra]).to_csv(tmp_path / "table.csv", index=False)  # two patients without crops
     config = {
         "study": "deep_study",
         "seed": 3,
@@ -71,6 +72,8 @@ def test_cnn_and_dlscore_models_learn_the_crops(study_run):
     for model in ("DL", "DL+Clinical"):
         auc = summary["models"][model]["cohorts"]["validation"]["auc"]
         assert auc is not None and auc > 0.75, (model, auc)
+    exclusions = pd.read_csv(tmp_path / "out" / "exclusions.csv")
+    assert set(exclusions.loc[exclusions["stage"] == "crops", "patient_id"]) == {"Z001", "Z002"}
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert written["models"]["DL"]["bundle"] == "models/DL"
     assert (tmp_path / "out" / "models" / "DL" / "model.joblib").is_file()
