@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# Columns of every exclusion log (study loading, imaging, radiomics): who was left out, where, why.
+EXCLUSION_COLUMNS = ["patient_id", "stage", "reason"]
+
 
 class AlnmInputError(ValueError):
     """Bad user input: the message names the column/file and the offending patient IDs."""

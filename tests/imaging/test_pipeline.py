@@ -82,7 +82,7 @@ def test_nyul_landmarks_come_from_training_patients_only(cohort, tmp_path):
 
 
 def test_run_imaging_writes_radiomics_and_crops(cohort, tmp_path):
-    outputs = run_imaging(cohort.manifest, settings(), tmp_path / "imaging")
+    outputs = run_imaging(load_manifest(cohort.manifest), settings(), tmp_path / "imaging")
     features = pd.read_csv(tmp_path / "imaging" / "radiomics.csv", index_col=0)
     assert any(c.startswith("dce_original_firstorder_") for c in features.columns)
     assert any(c.startswith("t2_original_glcm_") for c in features.columns)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from alnm.cohort.config import GroupConfig, StudyConfig, VariableSpec
-from alnm.errors import AlnmInputError, format_ids
+from alnm.errors import EXCLUSION_COLUMNS, AlnmInputError, format_ids
 from alnm.evaluation.predictions import read_table
 
 
@@ -23,7 +23,7 @@ class ExclusionLog:
         self.rows += [{"patient_id": str(p), "stage": stage, "reason": reason} for p in patients]
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["patient_id", "stage", "reason"])
+        return pd.DataFrame(self.rows, columns=EXCLUSION_COLUMNS)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from alnm.errors import AlnmInputError
+from alnm.errors import EXCLUSION_COLUMNS, AlnmInputError
 from alnm.imaging.errors import imaging_error
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ Preset = Literal["original", "log", "full"]
 PRESETS: tuple[str, ...] = ("original", "log", "full")
 FEATURE_CLASSES: tuple[str, ...] = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 LOG_SIGMAS: tuple[float, ...] = (1.0, 2.0, 3.0)
-EXCLUSION_COLUMNS = ["patient_id", "stage", "reason"]
 
 # Every non-deprecated GLCM feature but SumAverage, as in PyRadiomics' example settings: with a
 # symmetrical GLCM it equals 2 x JointAverage (and PyRadiomics warns on every image when it is asked for).

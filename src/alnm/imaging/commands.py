@@ -90,7 +90,6 @@ def _manifest_settings(sequence: str, preset: str, params: Path | None, crops: b
     from alnm.cohort.config import ImagingConfig
     from alnm.imaging.settings import resolve_imaging
 
-    section = {"sequences": ["dce"]} if sequence == "dce" else {}
     raw = ImagingConfig(
         manifest="-",
         reference=sequence,
@@ -98,7 +97,6 @@ def _manifest_settings(sequence: str, preset: str, params: Path | None, crops: b
         radiomics=None if crops else {"preset": preset, "sequences": [sequence],
                                       **({"params": str(params.resolve())} if params else {})},
         crops={"sequences": [sequence]} if crops else None,
-        **section,
     )  # fmt: skip
     return resolve_imaging(raw)
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alnm.errors import AlnmInputError
 from alnm.imaging.errors import imaging_error
+from alnm.imaging.geometry import same_space
 
 Plane = Literal["axial", "coronal", "sagittal"]
 # Per plane: the (z, y, x) array axis it slices along, and the SimpleITK spacing index of the slice's rows
@@ -112,7 +113,7 @@ def _volumes(
         image = images[name]
         if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
             raise imaging_error(patient, field, None, "expected a 3-D single-component image")
-        if not _same_grid(image, mask):
+        if not same_space(image, mask, tol=1e-3):
             sizes = f"size {image.GetSize()} vs {mask.GetSize()}"
             spacings = f"spacing {_fmt(image.GetSpacing())} vs {_fmt(mask.GetSpacing())}"
             origins = f"origin {_fmt(image.GetOrigin())} vs {_fmt(mask.GetOrigin())}"
@@ -120,15 +121,6 @@ def _volumes(
             raise imaging_error(patient, field, None, f"{reason}; resample it onto the reference image first")
         volumes[name] = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
     return volumes
-
-
-def _same_grid(image: sitk.Image, mask: sitk.Image) -> bool:
-    return (
-        image.GetSize() == mask.GetSize()
-        and np.allclose(image.GetSpacing(), mask.GetSpacing(), rtol=1e-4, atol=1e-6)
-        and np.allclose(image.GetOrigin(), mask.GetOrigin(), rtol=0, atol=1e-3)
-        and np.allclose(image.GetDirection(), mask.GetDirection(), rtol=0, atol=1e-4)
-    )
 
 
 def _fmt(values: Iterable[float]) -> str:

@@ -9,7 +9,6 @@ training patients only.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +16,11 @@ from pathlib import Path
 import pandas as pd
 from joblib import Parallel, delayed
 
-from alnm.errors import AlnmInputError
+from alnm.errors import EXCLUSION_COLUMNS, AlnmInputError
 from alnm.imaging.manifest import Manifest
 from alnm.imaging.settings import ImagingSettings
 
 Progress = Callable[[str], None]
-EXCLUSION_COLUMNS = ["patient_id", "stage", "reason"]
 PIPELINE_VERSION = 1  # bump when per-patient processing changes, so old cache entries are not reused
 
 
@@ -32,6 +30,7 @@ class PreparedCohort:
 
     table: pd.DataFrame  # index patient_id; columns image_<sequence>, mask, mask_<rater>
     exclusions: pd.DataFrame  # patient_id, stage, reason
+    nyul_training: list[str] | None = None  # patients the Nyúl landmarks were learned on, if any
 
     def write(self, folder: Path) -> Path:
         """Write prepared.csv and imaging_exclusions.csv into ``folder``; returns the manifest path."""
@@ -123,7 +122,7 @@ def _has(row: pd.Series, manifest: Manifest, sequence: str) -> bool:
     column = manifest.images.get(sequence)
     if sequence == "dce" and column is None:
         return any(name.startswith("dce_") for name in manifest.images)
-    return column is not None and isinstance(row[column], str) and bool(row[column])
+    return column is not None and _given(row, column)
 
 
 def _input_files(row: pd.Series, manifest: Manifest, sequences: list[str]) -> list[str]:
@@ -131,7 +130,7 @@ def _input_files(row: pd.Series, manifest: Manifest, sequences: list[str]) -> li
         c for name, c in manifest.images.items() if name.split("_")[0] in sequences or name in sequences
     ]
     columns += [c for c in [manifest.mask, *manifest.rater_masks] if c]
-    files = [str(row[c]) for c in columns if isinstance(row[c], str) and row[c]]
+    files = [str(row[c]) for c in columns if _given(row, c)]
     return [f for f in files if Path(f).exists()]
 
 
@@ -190,7 +189,7 @@ def _reference_and_mask(manifest: Manifest, patient: str, row: pd.Series, settin
     grid = phases[0]
     if manifest.mask and _given(row, manifest.mask):
         mask = _mask(row, manifest.mask, grid, patient, settings.mask_label)
-    elif manifest.bbox and all(not _missing(row[c]) for c in manifest.bbox):
+    elif manifest.bbox and not row[manifest.bbox].isna().any():
         mask = bbox_mask(grid, tuple(int(row[c]) for c in manifest.bbox), patient=patient)
     else:
         raise AlnmInputError(f"patient {patient}: mask: no mask file and no complete bounding box")
@@ -214,10 +213,6 @@ def _read(row: pd.Series, column: str, patient: str):
     from alnm.imaging.io import read_image
 
     return read_image(row[column], patient=patient, field=column)
-
-
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def standardise_histograms(
@@ -248,4 +243,4 @@ def standardise_histograms(
             if isinstance(path, str):
                 target = folder / "volumes" / str(patient) / f"{sequence}.nii.gz"
                 table.at[patient, column] = str(write_image(model.transform(sitk.ReadImage(path)), target))
-    return PreparedCohort(table, prepared.exclusions)
+    return PreparedCohort(table, prepared.exclusions, list(training))

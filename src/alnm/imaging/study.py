@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from alnm.errors import AlnmInputError
-from alnm.imaging.manifest import Manifest, load_manifest
-from alnm.imaging.pipeline import EXCLUSION_COLUMNS, PreparedCohort, prepare_cohort, standardise_histograms
+from alnm.errors import EXCLUSION_COLUMNS, AlnmInputError
+from alnm.imaging.manifest import Manifest
+from alnm.imaging.pipeline import PreparedCohort, prepare_cohort, standardise_histograms
 from alnm.imaging.settings import ImagingSettings
 
 Progress = Callable[[str], None]
@@ -176,18 +176,16 @@ def training_chooser(config, manifest: Manifest) -> TrainingChoice:
 
 
 def run_imaging(
-    manifest_path: Path,
+    manifest: Manifest,
     settings: ImagingSettings,
     folder: Path,
     *,
-    labels: Sequence[str] = ("aln_status",),
     cache: Path | None = None,
     training: TrainingChoice | None = None,
     jobs: int = 1,
     progress: Progress | None = None,
 ) -> ImagingOutputs:
     """Every configured imaging step, in order; each writes its plain-file outputs into ``folder``."""
-    manifest = load_manifest(manifest_path, labels=tuple(labels))
     prepared = prepare(
         manifest, settings, folder, cache=cache, training=training, jobs=jobs, progress=progress
     )

@@ -105,22 +105,14 @@ def _imaging_stage(config: StudyConfig, root: Path, out: Path, jobs: int, progre
     from alnm.imaging.study import run_imaging, training_chooser
 
     settings = resolve_imaging(config.imaging, root)
-    path = root / config.imaging.manifest
-    manifest = load_manifest(path, labels=(config.data.label,))
-    chosen: list[list[str] | None] = [None]
-    choose = training_chooser(config, manifest)
-
-    def remember(prepared):
-        chosen[0] = choose(prepared)
-        return chosen[0]
-
+    manifest = load_manifest(root / config.imaging.manifest, labels=(config.data.label,))
     cache = Path(config.imaging.cache) if config.imaging.cache else None
     if cache is not None and not cache.is_absolute():
         cache = root / cache
+    training = training_chooser(config, manifest)
     outputs = run_imaging(
-        path, settings, out / "imaging", labels=(config.data.label,), cache=cache, training=remember,
-        jobs=jobs, progress=progress,
-    )  # fmt: skip
+        manifest, settings, out / "imaging", cache=cache, training=training, jobs=jobs, progress=progress
+    )
     for name, group in config.groups.items():
         if group.repeat_table and group.repeat_table.startswith("rater:"):
             rater = group.repeat_table.removeprefix("rater:")
@@ -140,7 +132,7 @@ def _imaging_stage(config: StudyConfig, root: Path, out: Path, jobs: int, progre
         exclusions=outputs.exclusions,
         excluded=outputs.excluded_patients,
     )
-    return _ImagingStage(tables, chosen[0] if settings.preprocess.normalise == "nyul" else None)
+    return _ImagingStage(tables, outputs.prepared.nyul_training)
 
 
 class _Stopwatch:
