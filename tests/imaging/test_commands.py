@@ -132,3 +132,12 @@ def test_demo_runs_end_to_end(tmp_path):
     summary = json.loads((tmp_path / "demo" / "study" / "summary.json").read_text())
     assert summary["synthetic"] is True and 0.5 < summary["oracle_auc"] <= 1.0
     assert "SYNTHETIC" in result.output
+
+
+def test_extract_radiomics_of_the_dce_phase_from_a_bare_manifest(cohort, tmp_path):
+    out = tmp_path / "dce.csv"
+    args = ["extract", "radiomics", "--manifest", str(cohort.manifest), "--sequence", "dce",
+            "--preset", "original", "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out, index_col=0).columns.str.startswith("dce_original_").all()
