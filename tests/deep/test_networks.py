@@ -1,4 +1,4 @@
-"""MONAI ResNets: output shapes for 1-3 channels, embeddings, description, and loading local weights."""
+"""MONAI ResNets (10/18/50): output shapes for 1-3 channels, embeddings, description, local weights."""
 
 from __future__ import annotations
 
@@ -46,8 +46,29 @@ def test_resnet50_forward(channels):
     assert describe(model)["arch"] == "resnet50"
 
 
+def test_resnet10_is_the_small_network_and_loads_its_own_weights_only(tmp_path):
+    torch.manual_seed(0)
+    model = build_network("resnet10", 2).eval()
+    with torch.no_grad():
+        assert model(torch.randn(3, 2, 16, 16)).shape == (3, 1)
+        assert embedding(model, torch.randn(3, 2, 16, 16)).shape == (3, 512)
+    info = describe(model)
+    assert info["arch"] == "resnet10" and info["embedding_size"] == 512
+    assert info["parameters"] < describe(build_network("resnet18", 2))["parameters"] / 2
+    torch.save(model.state_dict(), tmp_path / "resnet10.pt")  # e.g. saved after pretraining
+    reloaded = build_network("resnet10", 2, weights=tmp_path / "resnet10.pt")
+    assert torch.equal(
+        reloaded.state_dict()["layer4.0.conv2.weight"], model.state_dict()["layer4.0.conv2.weight"]
+    )
+    torch.save(_torchvision_dict("resnet18"), tmp_path / "resnet18.pth")
+    with pytest.raises(
+        AlnmInputError, match=r"resnet18\.pth does not match a resnet10.*unexpected key layer1\.1"
+    ):
+        build_network("resnet10", 1, weights=tmp_path / "resnet18.pth")
+
+
 def test_bad_arguments_are_named():
-    with pytest.raises(AlnmInputError, match="arch"):
+    with pytest.raises(AlnmInputError, match="arch: 'vgg16' is not one of resnet10, resnet18, resnet50"):
         build_network("vgg16", 1)
     with pytest.raises(AlnmInputError, match="in_channels"):
         build_network("resnet18", 0)

@@ -72,7 +72,7 @@ def test_learns_the_blob_task_choosing_the_epoch_on_training_patients_only(train
     assert result.best_epoch == best["epoch"] and result.inner_auc == best["inner_auc"]
     assert [r["train_loss"] for r in records] == [r["train_loss"] for r in result.history]
     assert records[-1]["best_epoch"] == result.best_epoch and not result.model.training
-    assert result.input_shape == (2, 32, 32) and result.pretrained is None
+    assert result.input_shape == (2, 32, 32) and result.pretrained is None and result.pretraining is None
     p = result.predict(crops, TRAIN)
     assert auc_score(np.array([labels[q] for q in TRAIN]), p) > 0.8
 
@@ -188,3 +188,19 @@ def test_bad_training_input(blobs):
         TrainOptions(augmentation=[{"name": "blur"}])
     with pytest.raises(ValidationError, match="epochs"):
         TrainOptions(epochs="3")
+
+
+def test_epoch_choice_by_inner_auc_or_inner_loss():
+    from alnm.deep.train import _State
+
+    model = torch.nn.Linear(1, 1)
+    history = [(0.70, 0.60), (0.80, 0.58), (0.80, 0.56), (0.75, 0.50), (0.60, 0.70), (0.60, 0.71)]
+    chosen = {}
+    for monitor in ("auc", "loss"):
+        state = _State(best_state={})
+        for epoch, (auc, loss) in enumerate(history, start=1):
+            if not state.stopped:
+                state.update({"epoch": epoch, "inner_auc": auc, "inner_loss": loss}, model, 2, monitor)
+        chosen[monitor] = (state.best_epoch, len(state.history), state.stopped)
+    assert chosen["auc"] == (3, 5, True)  # best AUC 0.80, tie broken by the lower loss; 2 epochs later: stop
+    assert chosen["loss"] == (4, 6, True)  # lowest loss 0.50 at epoch 4; epoch 6 is the second without gain

@@ -1,5 +1,5 @@
-"""2-D ResNet18/50 (MONAI, standard ImageNet layout) with one output logit, optional local pretrained weights
-adapted to k input channels, and the penultimate-layer embedding used as deep features."""
+"""2-D ResNet10/18/50 (MONAI, standard ImageNet layout) with one output logit, optional local pretrained
+weights adapted to k input channels, and the penultimate-layer embedding used as deep features."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import torch
-from monai.networks.nets import ResNet, resnet18, resnet50
+from monai.networks.nets import ResNet, resnet10, resnet18, resnet50
 from torch import nn
 
 from alnm.errors import AlnmInputError
 
-Arch = Literal["resnet18", "resnet50"]
-ARCHITECTURES = {"resnet18": resnet18, "resnet50": resnet50}
-EMBEDDING_SIZES = {"resnet18": 512, "resnet50": 2048}
+Arch = Literal["resnet10", "resnet18", "resnet50"]
+# resnet10 (one basic block per stage, 4.9 M parameters) is the small-data option; no ImageNet file exists
+# for it, but a state dict of a resnet10 (e.g. one saved after pretraining) loads like any other.
+ARCHITECTURES = {"resnet10": resnet10, "resnet18": resnet18, "resnet50": resnet50}
+EMBEDDING_SIZES = {"resnet10": 512, "resnet18": 512, "resnet50": 2048}
 # Wrappers that training frameworks put around a ResNet's own keys (DataParallel, Lightning, RadImageNet).
 _PREFIXES = ("module.", "model.", "backbone.", "encoder.", "net.")
 # RadImageNet's PyTorch ResNet is ``nn.Sequential(*list(resnet.children())[:-1])``: children by index.
@@ -114,7 +116,7 @@ def _state_dict(raw: object, path: Path) -> dict[str, torch.Tensor]:
 
 
 def embedding(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Penultimate-layer features (N, 512 for ResNet18, 2048 for ResNet50): the network up to its global
+    """Penultimate-layer features (N, 512 for ResNet10/18, 2048 for ResNet50): the network up to its global
     average pool. Respects the model's train/eval mode and autograd; use eval() and no_grad() for features."""
     _check(model)
     x = model.act(model.bn1(model.conv1(x)))
@@ -143,7 +145,11 @@ def _arch(model: ResNet) -> str:
     """Name of a MONAI ResNet from its structure (bottleneck blocks -> resnet50)."""
     blocks = tuple(len(getattr(model, f"layer{i}")) for i in range(1, 5))
     bottleneck = hasattr(model.layer1[0], "conv3")
-    names = {((2, 2, 2, 2), False): "resnet18", ((3, 4, 6, 3), True): "resnet50"}
+    names = {
+        ((1, 1, 1, 1), False): "resnet10",
+        ((2, 2, 2, 2), False): "resnet18",
+        ((3, 4, 6, 3), True): "resnet50",
+    }
     return names.get((blocks, bottleneck), f"resnet{'-bottleneck' if bottleneck else ''}{blocks}")
 
 

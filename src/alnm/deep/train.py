@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from alnm.deep.data import CropSet, Intensity, SliceDataset
 from alnm.deep.networks import Arch, build_network, embedding
+from alnm.deep.pretrain import PretrainOptions, pretrain_network
 from alnm.errors import AlnmInputError, format_ids
 from alnm.evaluation.discrimination import auc_score
 from alnm.imaging.augment import build_augmentation
@@ -35,7 +36,8 @@ _RESUMABLE_CHANGES = {"epochs", "patience", "device", "num_threads", "amp"}
 class TrainOptions(BaseModel):
     """How a CNN is trained (study config ``deep.training``): network, optimiser and schedule, early
     stopping on an inner split of the training patients, class balance, augmentation, aggregation of
-    slice probabilities per patient, input preparation (``size``, ``intensity``), seed and device."""
+    slice probabilities per patient, input preparation (``size``, ``intensity``), seed and device, and
+    optional self-supervised ``pretrain``-ing on the training patients' crops before fine-tuning."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -47,6 +49,7 @@ class TrainOptions(BaseModel):
     optimizer: Literal["adamw", "sgd"] = "adamw"
     warmup_epochs: int = Field(2, ge=0)
     patience: int = Field(8, ge=1)
+    monitor: Literal["auc", "loss"] = "auc"  # inner-split criterion that picks the epoch
     inner_fraction: float = Field(0.2, gt=0, lt=1)
     balance: Literal["loss", "sampler", "none"] = "loss"
     augmentation: list[dict[str, Any]] = Field(
@@ -61,6 +64,7 @@ class TrainOptions(BaseModel):
     weights: str | None = None
     size: int | None = Field(None, ge=8)
     intensity: Intensity = "keep"
+    pretrain: PretrainOptions | None = None
 
     @field_validator("augmentation")
     @classmethod
@@ -72,7 +76,8 @@ class TrainOptions(BaseModel):
 @dataclass
 class TrainedNetwork:
     """A trained CNN (in eval mode, holding the state of the best inner-validation epoch) and how it got
-    there: per-epoch history, chosen epoch, and the patients it trained and early-stopped on."""
+    there: per-epoch history, chosen epoch, the patients it trained and early-stopped on, the weights file
+    it started from (``pretrained``) and what self-supervised pretraining ran (``pretraining``)."""
 
     model: nn.Module
     options: TrainOptions
@@ -84,6 +89,7 @@ class TrainedNetwork:
     input_shape: tuple[int, int, int]
     stopped_early: bool = False
     pretrained: str | None = None
+    pretraining: dict[str, Any] | None = None
 
     def predict(self, cropset: CropSet, patients: Sequence[str]) -> np.ndarray:
         """Probability per patient with the training options' aggregation."""
@@ -156,8 +162,10 @@ def train_network(
 ) -> TrainedNetwork:
     """Train on ``patients`` (the training cohort only): an inner split of them, stratified by patient,
     chooses the epoch (best patient-level AUC, ties to the lower inner loss) and stops after ``patience``
-    epochs without improvement. ``progress(record)`` is called after each epoch; with ``checkpoint_dir``
-    the state is saved every epoch and ``resume`` continues from it."""
+    epochs without improvement. With ``options.pretrain`` the network is first pretrained without labels
+    on the crops of exactly ``patients`` (fit and inner patients alike). ``progress(record)`` is called
+    after each epoch; with ``checkpoint_dir`` the state is saved every epoch and ``resume`` continues from
+    it (a resumed run keeps its pretrained start from the checkpoint)."""
     patients = _check_training_input(cropset, labels, patients)
     fit_patients, inner_patients = inner_split(patients, labels, options.inner_fraction, options.seed)
     device = resolve_device(options.device)
@@ -165,6 +173,13 @@ def train_network(
     with torch_threads(options.num_threads):
         torch.manual_seed(options.seed)
         model = build_network(options.arch, cropset.channels, weights=options.weights).to(device)
+        path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+        resuming = resume and path is not None and path.is_file()
+        pretraining = None
+        if options.pretrain is not None and not resuming:
+            pretraining = pretrain_network(
+                model, cropset, patients, options.pretrain, seed=options.seed, device=device, amp=amp
+            )
         augmentation = build_augmentation(options.augmentation)
         dataset = SliceDataset(cropset, fit_patients, labels, augmentation=augmentation, seed=options.seed)
         drop_last = len(dataset) % options.batch_size == 1  # a batch of one breaks BatchNorm at 1x1
@@ -173,9 +188,8 @@ def train_network(
         scheduler = LambdaLR(optimizer, _warmup_cosine(options.warmup_epochs * steps, options.epochs * steps))
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
         loss_fn = _loss_function(dataset.labels, options.balance).to(device)
-        state = _State(best_state=_cpu_state(model))
-        path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-        if resume and path is not None and path.is_file():
+        state = _State(best_state=_cpu_state(model), pretraining=pretraining)
+        if resuming:
             state = _load_checkpoint(path, model, optimizer, scheduler, options, fit_patients, inner_patients)
         y_inner = np.array([labels[p] for p in inner_patients])
         for epoch in range(len(state.history) + 1, options.epochs + 1):
@@ -204,7 +218,7 @@ def train_network(
                 "inner_loss": _log_loss(y_inner, p_inner),
                 "lr": optimizer.param_groups[0]["lr"],
             }
-            state.update(record, model, options.patience)
+            state.update(record, model, options.patience, options.monitor)
             if path is not None:
                 _save_checkpoint(
                     path, model, optimizer, scheduler, options, fit_patients, inner_patients, state
@@ -224,6 +238,7 @@ def train_network(
         input_shape=cropset.shape,
         stopped_early=state.stopped,
         pretrained=model.alnm_weights,
+        pretraining=state.pretraining,
     )
 
 
@@ -245,7 +260,8 @@ def _check_training_input(cropset: CropSet, labels: Mapping[str, int], patients:
 
 @dataclass
 class _State:
-    """What early stopping and resumption need: history, best epoch and its weights, whether stopped."""
+    """What early stopping and resumption need: history, best epoch and its weights, whether stopped,
+    and the record of the pretraining the run started from."""
 
     best_state: dict[str, torch.Tensor]
     history: list[dict[str, float]] = field(default_factory=list)
@@ -253,13 +269,17 @@ class _State:
     best_auc: float = -math.inf
     best_loss: float = math.inf
     stopped: bool = False
+    pretraining: dict[str, Any] | None = None
 
-    def update(self, record: dict[str, float], model: nn.Module, patience: int) -> None:
-        """Keep the epoch if its inner AUC is the best so far (ties: lower inner loss); stop after
-        ``patience`` epochs without improvement."""
+    def update(self, record: dict[str, float], model: nn.Module, patience: int, monitor: str = "auc") -> None:
+        """Keep the epoch if its inner AUC is the best so far (ties: lower inner loss), or with ``monitor``
+        "loss" if its inner log loss is the lowest (ties: higher AUC); stop after ``patience`` epochs
+        without improvement."""
         self.history.append(record)
         auc, loss = record["inner_auc"], record["inner_loss"]
-        if auc > self.best_auc or (auc == self.best_auc and loss < self.best_loss):
+        by_auc = auc > self.best_auc or (auc == self.best_auc and loss < self.best_loss)
+        by_loss = loss < self.best_loss or (loss == self.best_loss and auc > self.best_auc)
+        if by_loss if monitor == "loss" else by_auc:
             self.best_epoch, self.best_auc, self.best_loss = int(record["epoch"]), auc, loss
             self.best_state = _cpu_state(model)
         elif record["epoch"] - self.best_epoch >= patience:
@@ -379,6 +399,7 @@ def _save_checkpoint(
         "best_auc": state.best_auc,
         "best_loss": state.best_loss,
         "stopped": state.stopped,
+        "pretraining": state.pretraining,
     }
     partial = path.with_suffix(".partial")
     torch.save(payload, partial)
@@ -424,6 +445,7 @@ def _load_checkpoint(
         best_auc=float(payload["best_auc"]),
         best_loss=float(payload["best_loss"]),
         stopped=bool(payload["stopped"]),
+        pretraining=payload.get("pretraining"),
     )
 
 
