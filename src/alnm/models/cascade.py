@@ -32,15 +32,17 @@ def _patient_ids(X) -> pd.Index:
     return X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(X))
 
 
-def _nsln_labels(ids: pd.Index, y, name: str = "nsln_status") -> np.ndarray:
-    """NSLN labels as floats: 0, 1 or NaN (unknown, e.g. SLN negative); other values name the patients."""
+def optional_binary(ids: pd.Index, y, name: str = "nsln_status") -> np.ndarray:
+    """Labels that may be unknown (NSLN of SLN-negative patients) as floats: 0, 1 or NaN; any other
+    value is an error naming the patients."""
     raw = y.reset_index(drop=True) if isinstance(y, pd.Series) else pd.Series(np.asarray(y, dtype=object))
     if len(raw) != len(ids):
         raise AlnmInputError(f"{len(ids)} patients but {len(raw)} {name} labels")
     numeric = pd.to_numeric(raw.astype(object), errors="coerce").astype(float)
     bad = (raw.notna() & ~numeric.isin([0, 1])).to_numpy()
     if bad.any():
-        raise AlnmInputError(f"{name} must be 0, 1 or empty; bad value for patient(s) {format_ids(ids[bad])}")
+        shown = [f"{patient} ({value})" for patient, value in zip(ids[bad], raw[bad], strict=True)]
+        raise AlnmInputError(f"{name} must be 0, 1 or empty; bad value for patient(s) {format_ids(shown)}")
     return numeric.to_numpy()
 
 
@@ -83,7 +85,22 @@ class NodalCascade(BaseEstimator):
         _check_threshold("nsln_threshold", self.nsln_threshold)
         ids = _patient_ids(X)
         sln = check_binary_target(X, y_sln)
-        nsln = _nsln_labels(ids, y_nsln)
+        nsln = optional_binary(ids, y_nsln)
+        rows = self.stage_two_rows(ids, sln, nsln)
+        y_two = nsln[rows].astype(int)
+        X_two = take_rows(X, rows)
+        self.stage_one_ = clone(self.stage_one).fit(X, sln)
+        self.stage_two_ = clone(self.stage_two).fit(X_two, y_two)
+        self.thresholds_ = {
+            "sln": self._cut(self.sln_threshold, sln, positive_proba(self.stage_one_, X)),
+            "nsln": self._cut(self.nsln_threshold, y_two, positive_proba(self.stage_two_, X_two)),
+        }
+        self.stage_two_patients_ = list(ids[rows])
+        return self
+
+    def stage_two_rows(self, ids: pd.Index, sln: np.ndarray, nsln: np.ndarray) -> np.ndarray:
+        """Positions of the patients stage II trains on (the SLN-positive ones); an error, before any
+        training, when either stage cannot be fitted on these labels."""
         positive = sln == 1
         if positive.all() or not positive.any():
             raise AlnmInputError(
@@ -97,19 +114,7 @@ class NodalCascade(BaseEstimator):
                 "(stage II trains on every SLN-positive training patient; drop them or add the label)"
             )
         rows = np.flatnonzero(positive)
-        y_two = nsln[rows].astype(int)
-        self._check_stage_two(y_two)
-        X_two = take_rows(X, rows)
-        self.stage_one_ = clone(self.stage_one).fit(X, sln)
-        self.stage_two_ = clone(self.stage_two).fit(X_two, y_two)
-        self.thresholds_ = {
-            "sln": self._cut(self.sln_threshold, sln, positive_proba(self.stage_one_, X)),
-            "nsln": self._cut(self.nsln_threshold, y_two, positive_proba(self.stage_two_, X_two)),
-        }
-        self.stage_two_patients_ = list(ids[rows])
-        return self
-
-    def _check_stage_two(self, y_two: np.ndarray) -> None:
+        y_two = nsln[rows]
         n_pos, n_neg = int(y_two.sum()), int(y_two.size - y_two.sum())
         if y_two.size < self.min_stage_two or min(n_pos, n_neg) < self.min_stage_two_class:
             raise AlnmInputError(
@@ -117,6 +122,7 @@ class NodalCascade(BaseEstimator):
                 f"({n_pos} NSLN-positive, {n_neg} NSLN-negative); it needs at least {self.min_stage_two} "
                 f"patients and {self.min_stage_two_class} of each class"
             )
+        return rows
 
     @staticmethod
     def _cut(rule: float | str, y: np.ndarray, score: np.ndarray) -> float:
@@ -155,7 +161,7 @@ def _labels(frame: pd.DataFrame, sln_column: str, nsln_column: str) -> tuple[np.
             f"unknown pathway for patient(s) {format_ids(frame.index[odd])}; valid: {PATHWAYS}"
         )
     sln = check_binary_target(frame, frame[sln_column])
-    return sln, _nsln_labels(frame.index, frame[nsln_column], nsln_column)
+    return sln, optional_binary(frame.index, frame[nsln_column], nsln_column)
 
 
 def pathway_table(
@@ -171,7 +177,9 @@ def pathway_table(
     return table.rename_axis(index="pathway", columns="true_state")
 
 
-def _stage(y: np.ndarray, score: np.ndarray, threshold: float | None, level: float) -> dict[str, object]:
+def _stage(
+    y: np.ndarray, score: np.ndarray, threshold: float | np.ndarray | None, level: float
+) -> dict[str, object]:
     """AUC with DeLong CI (None when a class is absent) and, given a cut, the classification metrics."""
     n_pos = int(y.sum())
     out: dict[str, object] = {"n": int(y.size), "n_pos": n_pos}
@@ -185,16 +193,22 @@ def _stage(y: np.ndarray, score: np.ndarray, threshold: float | None, level: flo
     return out
 
 
+def _subset(cut: float | np.ndarray | None, rows: np.ndarray) -> float | np.ndarray | None:
+    """A cut for the selected rows: a single value as is, per-row values restricted to ``rows``."""
+    return cut if cut is None or np.ndim(cut) == 0 else np.asarray(cut, dtype=float)[rows]
+
+
 def evaluate_cascade(
     frame: pd.DataFrame,
     *,
     sln_column: str = "sln_status",
     nsln_column: str = "nsln_status",
-    thresholds: Mapping[str, float] | None = None,
+    thresholds: Mapping[str, float | np.ndarray] | None = None,
     level: float = 0.95,
 ) -> dict[str, object]:
     """Stage-wise AUCs (DeLong CIs) and the pathway cross-table for ``predict_pathway`` output joined
-    with the true labels; pass the cascade's ``thresholds_`` to add each stage's classification metrics.
+    with the true labels; pass the cascade's ``thresholds_`` to add each stage's classification metrics
+    (a cut may also be one value per row of ``frame``, e.g. each cross-validation fold's own cut).
 
     Stage I is judged on all patients, stage II on the SLN-positive patients with a known NSLN label.
     ``pathway.agreement`` is the share of patients (known state) whose pathway names their true state;
@@ -215,7 +229,9 @@ def evaluate_cascade(
         "n": int(sln.size),
         "level": level,
         "stage_one": _stage(sln, frame["p_sln"].to_numpy(dtype=float), cuts.get("sln"), level),
-        "stage_two": _stage(nsln[known].astype(int), stage_two_score, cuts.get("nsln"), level),
+        "stage_two": _stage(
+            nsln[known].astype(int), stage_two_score, _subset(cuts.get("nsln"), known), level
+        ),
         "pathway": {
             "table": {p: {s: int(table.loc[p, s]) for s in table.columns} for p in PATHWAYS},
             "agreement": float(agree / assessable.sum()) if assessable.any() else None,
