@@ -42,9 +42,13 @@ def write_blob_crops(
     size: int = 32,
     seed: int = 0,
     prefix: str = "P",
+    names: list[str] | None = None,
+    noise: tuple[int, ...] = (),
 ) -> tuple[Path, dict[str, int]]:
-    """Write blob crops as .npy files plus a crops.csv (relative paths, slice_index) in ``folder``;
-    labels alternate 0/1. Returns the manifest path and {patient: label}."""
+    """Write blob crops as .npy files plus a crops.csv (relative paths, slice_index, and a ``channels``
+    column when channel ``names`` are given) in ``folder``; labels alternate 0/1; the channels listed in
+    ``noise`` hold noise only (a sequence without the signal). Returns the manifest path and
+    {patient: label}."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows, labels = [], {}
@@ -52,8 +56,12 @@ def write_blob_crops(
         patient, label = f"{prefix}{i:03d}", i % 2
         labels[patient] = label
         for s, image in enumerate(blob_slices(label, rng, slices=slices, channels=channels, size=size)):
+            image[list(noise)] = rng.normal(0, 0.2, (len(noise), size, size))
             np.save(folder / f"{patient}_{s}.npy", image)
             rows.append({"patient_id": patient, "path": f"{patient}_{s}.npy", "slice_index": s})
+    if names is not None:
+        for row in rows:
+            row["channels"] = "|".join(names)
     pd.DataFrame(rows).to_csv(folder / "crops.csv", index=False)
     return folder / "crops.csv", labels
 
@@ -160,3 +168,46 @@ def test_slice_dataset_items_and_reproducible_augmentation(tmp_path):
     np.testing.assert_array_equal(plain[1][0].numpy(), crops.arrays("P000")[1])
     with pytest.raises(AlnmInputError, match="no label: P003"):
         SliceDataset(crops, ["P003"], {})
+
+
+CHANNELS = ["dce@-1", "dce@0", "dce@+1", "t2@-1", "t2@0", "t2@+1"]
+
+
+def test_sequences_select_their_channels_in_manifest_order(tmp_path):
+    csv, _ = write_blob_crops(tmp_path, 2, slices=2, channels=6, names=CHANNELS)
+    frame = read_crops_manifest(csv)
+    everything = CropSet.from_manifest(frame)
+    assert everything.channels == 6 and everything.channel_names == CHANNELS
+    t2 = CropSet.from_manifest(frame, sequences=["t2"], intensity="minmax")
+    assert t2.shape == (3, 32, 32) and t2.channel_names == ["t2@-1", "t2@0", "t2@+1"]
+    assert CropSet.from_manifest(frame, sequences=["t2"], size=16).arrays("P000").shape == (2, 3, 16, 16)
+    raw = CropSet.from_manifest(frame, sequences=["t2"]).arrays("P001")
+    np.testing.assert_array_equal(raw[1], np.load(tmp_path / "P001_1.npy")[3:])
+    scaled = t2.arrays("P001")  # intensity scaling sees the selected channels only
+    np.testing.assert_allclose(scaled.min(axis=(1, 2, 3)), 0, atol=1e-6)
+    np.testing.assert_allclose(scaled.max(axis=(1, 2, 3)), 1, atol=1e-6)
+    both = CropSet.from_manifest(frame, sequences=["t2", "dce"])  # manifest order, not request order
+    assert both.channel_names == CHANNELS
+    assert t2.slice_names("P001") == ["P001_0", "P001_1"]
+    assert CropSet.from_arrays({"A": np.zeros((2, 1, 8, 8))}).slice_names("A") == ["slice0", "slice1"]
+
+
+def test_sequence_selection_errors_name_the_manifest_and_the_channels(tmp_path):
+    csv, _ = write_blob_crops(tmp_path, 2, slices=1, channels=6, names=CHANNELS)
+    frame = read_crops_manifest(csv)
+    with pytest.raises(
+        AlnmInputError, match=r"crops\.csv: no channel of sequence\(s\) \['dwi'\]; .*'t2@\+1'"
+    ):
+        CropSet.from_manifest(frame, sequences=["t2", "dwi"], origin=str(csv))
+    with pytest.raises(
+        AlnmInputError, match="crops.csv: sequences are selected but the manifest has no 'channels'"
+    ):
+        CropSet.from_manifest(frame.drop(columns="channels"), sequences=["t2"], origin=str(csv))
+    mixed = frame.assign(channels=["dce|t2", *frame["channels"][1:]])
+    with pytest.raises(AlnmInputError, match=r"must be the same on every row.*patient\(s\) P001 differ"):
+        CropSet.from_manifest(mixed, sequences=["t2"])
+    short = frame.assign(channels="dce|t2")
+    with pytest.raises(AlnmInputError, match=r"names 2 channel\(s\) \(dce\|t2\) but the crops have 6"):
+        CropSet.from_manifest(short, sequences=["t2"])
+    assert CropSet.from_manifest(short).channel_names is None  # names that do not fit are not used
+    assert CropSet.from_manifest(mixed).channel_names is None

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from alnm.deep.gradcam import gallery, grad_cam, overlay, save_overlay
+from alnm.deep.data import CropSet
+from alnm.deep.gradcam import (
+    display_channel,
+    gallery,
+    grad_cam,
+    overlay,
+    patient_cams,
+    safe_name,
+    save_overlay,
+)
 from alnm.deep.networks import build_network
+from alnm.deep.train import predict_patients
 from alnm.errors import AlnmInputError
 
 torch.set_num_threads(2)
@@ -77,3 +89,32 @@ def test_overlay_png_and_gallery(tmp_path, crops):
     assert height > width  # TP needs two rows of two, FN a third row
     with pytest.raises(AlnmInputError, match="no items"):
         gallery([], tmp_path / "empty.png")
+
+
+def test_patient_cams_give_maps_and_probabilities_per_slice(model, crops, tmp_path):
+    names = ["t2@-1", "t2@0"]
+    cropset = CropSet({"P/1": crops[:3], "P2": crops[3:]}, channel_names=names)  # display: centre slice
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    explained = patient_cams(model, cropset, ["P2", "P/1"], batch_size=2)
+    assert [c.patient for c in explained] == ["P2", "P/1"]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # batch norm untouched
+    assert model.training
+    first = explained[1]
+    assert first.cams.shape == (3, 64, 64) and first.names == ["slice0", "slice1", "slice2"]
+    eval_model = copy.deepcopy(model).eval()
+    np.testing.assert_allclose(first.cams, grad_cam(eval_model, crops[:3]), atol=1e-4)
+    expected = predict_patients(eval_model, CropSet.from_arrays({"A": crops[:1]}), ["A"])
+    np.testing.assert_allclose(first.probabilities[0], expected[0], rtol=1e-5)
+    assert first.display == 1 and first.image(first.top).shape == (1, 64, 64)
+    np.testing.assert_array_equal(first.image(0)[0], crops[0, 1])
+    written = first.save(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == [
+        "P_1/slice0.png", "P_1/slice1.png", "P_1/slice2.png"
+    ]  # fmt: skip
+    assert Image.open(written[0]).size == (64, 64)
+
+
+def test_display_channel_and_safe_names():
+    assert display_channel(["dce@-1", "dce@0", "dce@+1", "t2@0"]) == 1
+    assert display_channel(["dce", "t2"]) == 0 and display_channel(None) == 0
+    assert safe_name("A 1/../b") == "A_1_.._b" and safe_name("..") == "_" and safe_name("") == "_"

@@ -27,8 +27,9 @@ _GREY_PNG_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")  # 
 
 class CropSet:
     """The crops of each patient as (S, C, H, W) float32 stacks, read lazily from their files (or given as
-    arrays), optionally resized to ``size`` x ``size`` and rescaled per slice; every crop must share one
-    (C, H, W) shape, checked up front so a bad file fails before any training starts."""
+    arrays), optionally reduced to the channels of some ``sequences``, resized to ``size`` x ``size`` and
+    rescaled per slice; every crop must share one (C, H, W) shape, checked up front so a bad file fails
+    before any training starts. ``channel_names`` name the channels of the files (e.g. ``dce@0``)."""
 
     def __init__(
         self,
@@ -37,6 +38,9 @@ class CropSet:
         size: int | None = None,
         intensity: Intensity = "keep",
         cache_mb: float = 256.0,
+        channel_names: Sequence[str] | None = None,
+        sequences: Sequence[str] | None = None,
+        origin: str = "crops",
     ) -> None:
         if intensity not in INTENSITIES:
             raise AlnmInputError(f"crops intensity must be one of {list(INTENSITIES)}, got {intensity!r}")
@@ -47,15 +51,25 @@ class CropSet:
         self.size, self.intensity = size, intensity
         self._sources = {str(patient): source for patient, source in sources.items()}
         self._native = self._check_shapes()
+        self._select, self._names = self._selection(channel_names, sequences, origin)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, int(cache_mb * 2**20)
 
     @classmethod
     def from_manifest(
-        cls, frame: pd.DataFrame, *, size: int | None = None, intensity: Intensity = "keep", cache_mb=256.0
+        cls,
+        frame: pd.DataFrame,
+        *,
+        size: int | None = None,
+        intensity: Intensity = "keep",
+        cache_mb=256.0,
+        sequences: Sequence[str] | None = None,
+        origin: str = "crops manifest",
     ) -> CropSet:
         """Crops of a manifest table (``read_crops_manifest`` output): one row per slice; patients in
-        manifest order, slices by ``slice_index`` when given (then by row order)."""
+        manifest order, slices by ``slice_index`` when given (then by row order). ``sequences`` keeps the
+        channels whose name in the ``channels`` column (``dce@-1|dce@0|t2@0``: sequence before the @)
+        is one of them, in manifest order; ``origin`` (the manifest's path) names it in errors."""
         missing = [c for c in ("patient_id", "path") if c not in frame.columns]
         if missing:
             raise AlnmInputError(f"crops manifest lacks column(s) {missing}; it has {list(frame.columns)}")
@@ -67,7 +81,16 @@ class CropSet:
                 (np.inf if pd.isna(index) else float(index), row, Path(path))
             )
         ordered = {patient: [path for *_, path in sorted(items)] for patient, items in files.items()}
-        return cls(ordered, size=size, intensity=intensity, cache_mb=cache_mb)
+        names = _manifest_channel_names(frame, origin, required=sequences is not None)
+        return cls(
+            ordered,
+            size=size,
+            intensity=intensity,
+            cache_mb=cache_mb,
+            channel_names=names,
+            sequences=sequences,
+            origin=origin,
+        )
 
     @classmethod
     def from_arrays(
@@ -93,14 +116,26 @@ class CropSet:
 
     @property
     def channels(self) -> int:
-        """Channels of every crop (the network's input channels)."""
-        return self._native[0]
+        """Channels of every crop (the network's input channels), after the sequence selection."""
+        return len(self._select) if self._select is not None else self._native[0]
+
+    @property
+    def channel_names(self) -> list[str] | None:
+        """Names of the network's input channels (after the selection), when the crops name them."""
+        return None if self._names is None else list(self._names)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one network input slice, after resizing."""
-        channels, height, width = self._native
-        return (channels, self.size, self.size) if self.size else (channels, height, width)
+        """(C, H, W) of one network input slice, after channel selection and resizing."""
+        _, height, width = self._native
+        return (self.channels, self.size, self.size) if self.size else (self.channels, height, width)
+
+    def slice_names(self, patient: str) -> list[str]:
+        """A name per slice of ``patient``: its crop file's stem, or ``slice<i>`` for in-memory crops."""
+        source = self._source(patient)
+        if isinstance(source, np.ndarray):
+            return [f"slice{i}" for i in range(len(source))]
+        return [Path(path).stem for path in source]
 
     def n_slices(self, patient: str) -> int:
         """Number of slices of ``patient`` (without reading them)."""
@@ -123,7 +158,8 @@ class CropSet:
         if patient in self._cache:
             self._cache.move_to_end(patient)
             return self._cache[patient]
-        stack = self._prepare(self._load(patient))
+        stack = self._load(patient)
+        stack = self._prepare(stack if self._select is None else stack[:, self._select])
         stack.setflags(write=False)  # shared with callers through the cache
         if stack.nbytes <= self._cache_limit:
             self._cache[patient] = stack
@@ -160,6 +196,23 @@ class CropSet:
                     )
         return reference[0]
 
+    def _selection(
+        self, names: Sequence[str] | None, sequences: Sequence[str] | None, origin: str
+    ) -> tuple[list[int] | None, list[str] | None]:
+        """(channel indices to keep or None for all, names of the kept channels or None): names that do
+        not match the crops' channel count are an error when ``sequences`` select by them, else unused."""
+        if names is not None and len(names) != self._native[0]:
+            if sequences is not None:
+                raise AlnmInputError(
+                    f"{origin}: the channels column names {len(names)} channel(s) ({'|'.join(names)}) but "
+                    f"the crops have {self._native[0]}"
+                )
+            names = None
+        if sequences is None:
+            return None, None if names is None else list(names)
+        select = sequence_channels(names or [], sequences, origin)
+        return select, [names[i] for i in select]
+
     def _load(self, patient: str) -> np.ndarray:
         source = self._source(patient)
         if isinstance(source, np.ndarray):
@@ -194,6 +247,43 @@ class CropSet:
             )
             stack = tensor.numpy()
         return np.ascontiguousarray(stack, dtype=np.float32)
+
+
+def sequence_channels(names: Sequence[str], sequences: Sequence[str], origin: str = "crops") -> list[int]:
+    """Indices of the channels whose sequence (the name before any ``@``) is in ``sequences``, in the
+    order of ``names``; an error names ``origin``, the missing sequences and the available channels."""
+    if isinstance(sequences, str) or not sequences:
+        raise AlnmInputError(f"sequences: expected a non-empty list of sequence names, got {sequences!r}")
+    present = [name.split("@")[0] for name in names]
+    absent = [s for s in sequences if s not in present]
+    if absent:
+        raise AlnmInputError(
+            f"{origin}: no channel of sequence(s) {absent}; the crops' channels are {list(names)}"
+        )
+    return [i for i, sequence in enumerate(present) if sequence in sequences]
+
+
+def _manifest_channel_names(frame: pd.DataFrame, origin: str, *, required: bool) -> list[str] | None:
+    """The channel names shared by every row of the manifest's ``channels`` column (``a|b|c``), or None
+    when the column is absent or rows differ; when ``required`` (channels are selected by name) those
+    two cases are errors naming the manifest."""
+    if "channels" not in frame.columns or frame["channels"].isna().all():
+        if required:
+            raise AlnmInputError(
+                f"{origin}: sequences are selected but the manifest has no 'channels' column naming each "
+                f"crop's channels (e.g. 'dce@0|t2@0'); its columns are {list(frame.columns)}"
+            )
+        return None
+    values = frame["channels"].astype(str)
+    if values.nunique() > 1:
+        if required:
+            differ = frame.loc[values != values.iloc[0], "patient_id"].astype(str).unique()
+            raise AlnmInputError(
+                f"{origin}: the 'channels' column must be the same on every row to select sequences; "
+                f"patient(s) {format_ids(list(differ))} differ from '{values.iloc[0]}'"
+            )
+        return None
+    return values.iloc[0].split("|")
 
 
 def _file_shape(path: Path, patient: str) -> tuple[int, ...]:

@@ -1,10 +1,15 @@
-"""Grad-CAM heat maps (MONAI's GradCAM) for the positive-class logit, PNG overlays on the crop, and a
-gallery grid (e.g. true/false positives/negatives of a cohort) for the report."""
+"""Grad-CAM heat maps (MONAI's GradCAM) for the positive-class logit, per-patient maps with slice
+probabilities, PNG overlays on the crop, and a gallery grid (e.g. true/false positives/negatives of a
+cohort) for the report."""
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +20,9 @@ from monai.visualize import GradCAM
 from torch import nn
 
 from alnm.errors import AlnmInputError
+
+if TYPE_CHECKING:
+    from alnm.deep.data import CropSet
 
 
 def grad_cam(
@@ -42,6 +50,92 @@ def grad_cam(
     if not maps:
         return np.zeros((0, *array.shape[2:]), dtype=np.float32)
     return np.nan_to_num(np.concatenate(maps)).clip(0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PatientCams:
+    """One patient's Grad-CAM: the network inputs (S, C, H, W), the maps (S, H, W), each slice's
+    probability and name, and the channel shown under the maps (the centre slice of 2.5-D crops)."""
+
+    patient: str
+    crops: np.ndarray
+    cams: np.ndarray
+    probabilities: np.ndarray
+    names: list[str]
+    display: int = 0
+
+    @property
+    def top(self) -> int:
+        """The slice the network rates most suspicious (highest probability)."""
+        return int(np.argmax(self.probabilities))
+
+    def image(self, index: int) -> np.ndarray:
+        """Slice ``index`` as the one-channel (1, H, W) crop that overlays are drawn on."""
+        return self.crops[index, [self.display]]
+
+    def save(self, folder: str | Path, *, alpha: float = 0.5) -> list[Path]:
+        """One overlay PNG per slice: ``folder/<patient>/<slice name>.png`` (patient made file-safe)."""
+        target = Path(folder) / safe_name(self.patient)
+        return [
+            save_overlay(self.image(i), self.cams[i], target / f"{name}.png", alpha=alpha)
+            for i, name in enumerate(self.names)
+        ]
+
+
+def patient_cams(
+    model: nn.Module,
+    cropset: CropSet,
+    patients: Sequence[str],
+    *,
+    layer: str = "layer4",
+    batch_size: int = 16,
+) -> list[PatientCams]:
+    """Grad-CAM maps and slice probabilities of every slice of ``patients`` (one batched pass for all)
+    from an eval-mode copy of ``model`` (batch norm on its running statistics, as in prediction)."""
+    cropset.require(patients)
+    stacks = [cropset.arrays(p) for p in patients]
+    if not stacks:
+        return []
+    images = np.concatenate(stacks)
+    network = copy.deepcopy(model).eval()
+    cams = grad_cam(network, images, layer=layer, batch_size=batch_size)
+    probabilities = _slice_probabilities(network, images, batch_size)
+    display = display_channel(cropset.channel_names)
+    bounds = np.cumsum([0, *(len(stack) for stack in stacks)])
+    return [
+        PatientCams(
+            str(patient),
+            stack,
+            cams[start:end],
+            probabilities[start:end],
+            cropset.slice_names(patient),
+            display,
+        )
+        for patient, stack, start, end in zip(patients, stacks, bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def _slice_probabilities(model: nn.Module, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Sigmoid of the logit of every image (``model`` in eval mode)."""
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = [
+            model(torch.from_numpy(images[start : start + batch_size]).to(device))[:, 0].float().cpu()
+            for start in range(0, len(images), batch_size)
+        ]
+    return torch.sigmoid(torch.cat(logits)).numpy()
+
+
+def display_channel(names: Sequence[str] | None) -> int:
+    """The channel to draw under a map: the first centre slice of 2.5-D crops (``dce@0``), else 0."""
+    return next((i for i, name in enumerate(names or []) if name.endswith("@0")), 0)
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as a file or folder name (characters other than letters, digits, . _ - become _;
+    never empty, ``.`` or ``..``)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(text))
+    return "_" if name.strip(".") == "" else name
 
 
 def _unit_range(maps: torch.Tensor) -> torch.Tensor:

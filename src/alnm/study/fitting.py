@@ -27,6 +27,7 @@ class FitResult:
     predictions: pd.DataFrame  # columns: patient_id, cohort, probability
     threshold: float
     estimator: object | None
+    kept: object | None = None  # this fit's estimator when asked for (Grad-CAM of its held-out patients)
 
 
 def fit_and_predict(
@@ -39,9 +40,11 @@ def fit_and_predict(
     final: bool,
     cv_folds: int,
     seed: int,
+    keep: bool = False,
 ) -> FitResult:
     """Fit on ``fit.train`` only; the threshold comes from the training predictions; the final fit
-    also gets out-of-fold training predictions (cohort ``training_cv``) from a fresh k-fold CV."""
+    also gets out-of-fold training predictions (cohort ``training_cv``) from a fresh k-fold CV.
+    ``keep`` returns the fitted estimator of any fit as ``kept``."""
     train = table.loc[fit.train]
     y = train[label].to_numpy()
     fitted = clone(estimator)
@@ -60,7 +63,9 @@ def fit_and_predict(
         oof = cross_val_predict(clone(estimator), train, y, cv=splitter, method="predict_proba")[:, 1]
         frames.append(_rows(fit.train, TRAINING_CV, oof))
     predictions = pd.concat(frames, ignore_index=True)
-    return FitResult(model, fit.name, predictions, threshold, fitted if final else None)
+    return FitResult(
+        model, fit.name, predictions, threshold, fitted if final else None, fitted if keep else None
+    )
 
 
 def _positive_probability(estimator, X: pd.DataFrame) -> np.ndarray:

@@ -35,19 +35,21 @@ def input_warnings(table: pd.DataFrame, features: dict[str, dict], id_column: st
     return messages
 
 
+def crops_parts(estimator: object) -> list[tuple[str, object]]:
+    """(path, part) of every fitted CNN part of a model: a CNN model, the CNN members of a voting or
+    stacking model, deep-feature groups inside pipelines (found as the model tables find parts)."""
+    from alnm.study.tables import _walk
+
+    return [(path, part) for path, part in _walk(estimator) if hasattr(part, "set_crops")]
+
+
 def set_crops(estimator: object, crops: str) -> int:
-    """Point every fitted CNN part of a model (a CNN model, deep-feature groups inside pipelines) at a
-    new crops manifest; returns how many parts were redirected."""
-    found, stack = 0, [estimator]
-    while stack:
-        part = stack.pop()
-        if hasattr(part, "set_crops"):
-            part.set_crops(crops)
-            found += 1
-            continue
-        stack += [step for _, step in getattr(part, "steps", [])]
-        stack += [pipeline for *_, pipeline in getattr(part, "fitted_", [])]
-    return found
+    """Point every fitted CNN part of a model at a new crops manifest (each keeps its own channel
+    selection); returns how many parts were redirected."""
+    parts = crops_parts(estimator)
+    for _, part in parts:
+        part.set_crops(crops)
+    return len(parts)
 
 
 def _crops_patients(crops: str, id_column: str) -> pd.DataFrame:
