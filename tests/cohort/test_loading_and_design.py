@@ -107,3 +107,22 @@ def test_cross_validation_folds_partition_the_patients(tmp_path):
     design = build_design(data.table, "aln", config.cohorts, config.seed)
     tested = [i for fit in design.fits for i in fit.cohorts["cross-validation"]]
     assert len(design.fits) == 4 and sorted(tested) == sorted(data.table.index)
+
+
+def test_patients_without_crops_are_excluded_with_the_manifest_relative_to_the_config(tmp_path, monkeypatch):
+    (tmp_path / "crops").mkdir()
+    table = patients().head(6)
+    for patient in table["patient_id"][:4]:
+        np.save(tmp_path / "crops" / f"{patient}.npy", np.zeros((1, 8, 8), np.float32))
+    pd.DataFrame({"pid": table["patient_id"][:4], "path": table["patient_id"][:4] + ".npy"}).to_csv(
+        tmp_path / "crops" / "crops.csv", index=False
+    )
+    cnn = {"crops": "crops/crops.csv", "id_column": "pid"}
+    config, root = make_study(tmp_path, table, models={"DL": {"kind": "cnn", "cnn": cnn}})
+    monkeypatch.chdir(tmp_path / "crops")  # the manifest path is resolved from the config, not the cwd
+    loaded = load_study(config, root)
+    assert list(loaded.table.index) == ["P000", "P001", "P002", "P003"]
+    assert [(r["patient_id"], r["stage"]) for r in loaded.exclusions.rows] == [
+        ("P004", "crops"),
+        ("P005", "crops"),
+    ]

@@ -63,7 +63,7 @@ def load_study(config: StudyConfig, root: Path, imaging: ImagingTables | None = 
     groups = {name: resolve_group(name, group, table, config) for name, group in config.groups.items()}
     if imaging:
         table = _drop_missing_sequences(table, groups, config, imaging, log)
-    table = _drop_without_crops(table, config, log)
+    table = _drop_without_crops(table, config, root, log)
     types = {name: group.declared_types() for name, group in config.groups.items()}
     return StudyData(table, groups, types, log, derivation_log)
 
@@ -111,15 +111,18 @@ def _drop_missing_sequences(table, groups, config: StudyConfig, imaging: Imaging
     return table
 
 
-def _drop_without_crops(table: pd.DataFrame, config: StudyConfig, log: ExclusionLog) -> pd.DataFrame:
-    """Patients without crops in a crops manifest that a used CNN part reads leave the study (listed)."""
+def _drop_without_crops(
+    table: pd.DataFrame, config: StudyConfig, root: Path, log: ExclusionLog
+) -> pd.DataFrame:
+    """Patients without crops in a crops manifest (relative to the config) that a used CNN part reads
+    leave the study (listed)."""
     from alnm.imaging.crops import read_crops_manifest
 
     sources = [m.cnn for m in config.models.values() if m.cnn]
     used = {g for m in config.models.values() for g in m.groups}
     sources += [config.groups[g].deep for g in used if config.groups[g].deep]
     for source in sorted({(s.crops, s.id_column) for s in sources if s.crops != "imaging"}):
-        have = set(read_crops_manifest(source[0], id_column=source[1])["patient_id"].astype(str))
+        have = set(read_crops_manifest(root / source[0], id_column=source[1])["patient_id"].astype(str))
         lacking = [p for p in table.index if str(p) not in have]
         if lacking:
             log.add(lacking, f"no crops in {source[0]}", "crops")

@@ -31,6 +31,14 @@ def run(
     data: Annotated[Path | None, typer.Option(help="Replace the first table of the config.")] = None,
     jobs: Annotated[int | None, typer.Option(help="Parallel fits (default: the config's 'jobs').")] = None,
     check: Annotated[bool, typer.Option(help="Only validate the config and the data, fit nothing.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Replace a config value without editing the file: dotted.key=value (value read as YAML, "
+            "list items by index), e.g. --set models.DL.cnn.options.epochs=2. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Fit, validate and bundle every model of a study; write tables, figures and summary.json."""
     from rich.console import Console
@@ -41,7 +49,7 @@ def run(
     console = Console(stderr=True)
     try:
         if check:
-            _check(study, data, console)
+            _check(study, data, set_, console)
             return
         from alnm.study.run import run_study
 
@@ -53,18 +61,19 @@ def run(
                 bar.update(task, advance=1, description=f"fitted {what}")
 
             summary = run_study(study, out, data_override=data, jobs=jobs, progress=advance,
-                                on_start=lambda total: bar.update(task, total=total))  # fmt: skip
+                                on_start=lambda total: bar.update(task, total=total),
+                                overrides=set_)  # fmt: skip
     except AlnmInputError as exc:
         fail(str(exc))
     print_summary(summary, out)
 
 
-def _check(study: Path, data: Path | None, console) -> None:
+def _check(study: Path, data: Path | None, overrides: list[str] | None, console) -> None:
     from alnm.cohort.config import load_config
     from alnm.cohort.design import build_design
     from alnm.cohort.loading import load_study
 
-    config, root = load_config(study, data)
+    config, root = load_config(study, data, overrides)
     loaded = load_study(config, root)
     design = build_design(loaded.table, config.data.label, config.cohorts, config.seed)
     console.print(f"{study}: valid; {len(loaded.table)} patients, {len(loaded.exclusions.rows)} excluded")
