@@ -150,6 +150,32 @@ def table1(
 
 
 @app.command()
+def gradcam(
+    model: Annotated[
+        Path, typer.Option(help="Model bundle folder with a CNN (DIR/models/NAME of a study run).")
+    ],
+    crops: Annotated[Path, typer.Option(help="Crops manifest (CSV) of the patients to explain.")],
+    out: Annotated[
+        Path, typer.Option(help="Output folder: OUT/<patient>/<crop file stem>.png, gradcam.csv.")
+    ],
+    patient: Annotated[
+        list[str] | None, typer.Option(help="Patient to explain; repeatable (default: all in --crops).")
+    ] = None,
+    layer: Annotated[str, typer.Option(help="Network layer whose activations are weighted.")] = "layer4",
+) -> None:
+    """Grad-CAM overlays (one PNG per crop slice) of a bundle's CNN for any patient; the crop files are
+    never written to."""
+    from alnm.errors import AlnmInputError
+    from alnm.study.gradcam import bundle_gradcam
+
+    try:
+        written = bundle_gradcam(model, crops, out, list(patient) if patient else None, layer=layer)
+    except AlnmInputError as exc:
+        fail(str(exc))
+    typer.echo(f"{len(written)} Grad-CAM overlay(s) written to {out}")
+
+
+@app.command()
 def version() -> None:
     """Print the alnm version."""
     from alnm import __version__

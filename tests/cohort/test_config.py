@@ -43,9 +43,14 @@ def test_template_is_a_valid_config(tmp_path):
             "unknown classifier 'xgboost'",
         ),
         ({"models": {"V": {"kind": "voting", "members": ["V"]}}}, "at least two 'members'"),
+        ({"models": {"M": {"groups": ["clinical"], "soft": True}}}, "'soft' applies to voting models only"),
         ({"groups": {"g": {"prefix": "a", "regex": "b"}}}, "exactly one of variables"),
         ({"cohorts": {"mode": "leave_one_out"}}, "needs 'leave_out_column'"),
         ({"evaluation": {"bootstrap": -1}}, "evaluation.bootstrap"),
+        (
+            {"groups": {"d": {"deep": {"crops": "c.csv", "ensemble": 3}}}},
+            "deep.ensemble applies to cnn models",
+        ),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, change, message):

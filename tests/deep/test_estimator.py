@@ -15,15 +15,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from alnm.deep.data import CropSet
-from alnm.deep.estimator import CNNClassifier, DeepFeatures, procrustes_alignment
+from alnm.deep.estimator import CNNClassifier, CNNEnsemble, DeepFeatures, procrustes_alignment
 from alnm.deep.train import embed_patients
 from alnm.errors import AlnmInputError
 from alnm.evaluation.discrimination import auc_score
 from alnm.imaging.crops import read_crops_manifest
+from alnm.models.fusion import StackingFusion
 
 from .test_data import write_blob_crops
 
 OPTIONS = {"epochs": 4, "batch_size": 16, "warmup_epochs": 1, "inner_fraction": 0.25, "device": "cpu"}
+TINY = {"epochs": 1, "patience": 1, "batch_size": 16, "warmup_epochs": 0, "device": "cpu", "num_threads": 1}
 FEATURE_OPTIONS = {**OPTIONS, "epochs": 2, "batch_size": 32}
 
 
@@ -201,3 +203,95 @@ def test_procrustes_alignment_recovers_a_rotation_within_the_rows_span():
     alignment = procrustes_alignment(few, few @ rotation)
     np.testing.assert_allclose(alignment.apply(few), few @ rotation, atol=1e-8)
     assert np.linalg.matrix_rank(alignment.rotation) == 3  # centred rows span 3 dimensions
+
+
+@pytest.fixture(scope="module")
+def two_sequences(tmp_path_factory):
+    """16-px crops with channels dce (noise only) and t2 (the blob), and a CNN trained on t2 alone."""
+    folder = tmp_path_factory.mktemp("sequences")
+    csv, labels = write_blob_crops(folder, 24, slices=1, channels=2, size=16, names=["dce", "t2"], noise=(0,))
+    model = CNNClassifier(crops=str(csv), sequences=["t2"], options=TINY).fit(
+        *table(labels, list(labels)[:16])
+    )
+    return csv, labels, model
+
+
+def rewrite_channels(csv, folder, order: list[int], names: str):
+    """The crops of ``csv`` rewritten into ``folder`` with their channels reordered and renamed."""
+    folder.mkdir()
+    frame = pd.read_csv(csv)
+    for file in frame["path"]:
+        np.save(folder / file, np.load(csv.parent / file)[order])
+    frame.assign(channels=names).to_csv(folder / "crops.csv", index=False)
+    return folder / "crops.csv"
+
+
+def test_a_cnn_on_one_sequence_keeps_its_selection_after_pickling(two_sequences, tmp_path):
+    csv, labels, model = two_sequences
+    assert model.input_shape_ == (1, 16, 16) and model.channel_names_ == ["t2"]
+    X, _ = table(labels, list(labels)[16:])
+    expected = model.predict_proba(X)
+    swapped = rewrite_channels(csv, tmp_path / "swapped", [1, 0], "t2|dce")  # same t2, other place
+    restored = pickle.loads(pickle.dumps(model)).set_crops(swapped)
+    np.testing.assert_array_equal(restored.predict_proba(X), expected)
+    no_t2 = rewrite_channels(csv, tmp_path / "no_t2", [0, 1], "dce|dwi")
+    with pytest.raises(
+        AlnmInputError, match=r"no_t2/crops.csv: no channel of sequence\(s\) \['t2'\]; .*\['dce', 'dwi'\]"
+    ):
+        restored.set_crops(no_t2).predict_proba(X)
+    renamed = rewrite_channels(csv, tmp_path / "renamed", [0, 1], "dce@0|t2@0")
+    with pytest.raises(AlnmInputError, match=r"channels \['t2@0'\] but it was trained on \['t2'\]"):
+        restored.set_crops(renamed).predict_proba(X)
+
+
+def test_deep_features_read_the_selected_sequence(two_sequences):
+    csv, labels, _ = two_sequences
+    X, y = table(labels, list(labels)[:16])
+    features = DeepFeatures(crops=str(csv), sequences=["t2"], options=TINY).fit(X, y)
+    assert features.input_shape_ == (1, 16, 16) and features.transform(X).shape == (16, 512)
+    with pytest.raises(AlnmInputError, match=r"no channel of sequence\(s\) \['adc'\]"):
+        DeepFeatures(crops=str(csv), sequences=["adc"], options=TINY).fit(X, y)
+
+
+def test_stacking_fuses_cnn_members(two_sequences):
+    csv, labels, _ = two_sequences
+    members = [(s, CNNClassifier(crops=str(csv), sequences=[s], options=TINY)) for s in ("dce", "t2")]
+    X, y = table(labels, list(labels))
+    stacking = StackingFusion(members, cv=2, random_state=0).fit(X, y)
+    assert [m.input_shape_ for m in stacking.estimators_] == [(1, 16, 16), (1, 16, 16)]
+    assert stacking.oof_predictions_.shape == (24, 2) and set(stacking.coefficients_) == {"dce", "t2"}
+    assert stacking.predict_proba(X).shape == (24, 2)
+
+
+def test_explain_gives_grad_cam_of_every_slice_with_its_probability(fitted, cohort):
+    model, _ = fitted
+    _, labels, _, _ = cohort
+    explained = model.explain(["P030", "P031"])
+    assert [c.patient for c in explained] == ["P030", "P031"]
+    assert explained[0].cams.shape == (2, 32, 32) and explained[0].names == ["P030_0", "P030_1"]
+    proba = model.predict_proba(pd.DataFrame(index=["P030", "P031"]))[:, 1]
+    np.testing.assert_allclose(
+        [c.probabilities.mean() for c in explained], proba, rtol=1e-5
+    )  # mean aggregation
+    with pytest.raises(AlnmInputError, match=r"1 patient\(s\) have no crops in .*: Z9"):
+        model.explain(["Z9"])
+
+
+def test_ensemble_averages_networks_that_differ_only_in_seed(cohort, tmp_path):
+    csv, labels, new_csv, new_labels = cohort
+    train = list(labels)[:24]
+    X, y = table(labels, train)
+    base = CNNClassifier(crops=str(csv), options={**TINY, "seed": 4})
+    ensemble = CNNEnsemble(base, n_networks=2).fit(X, y)
+    assert [m.options["seed"] for m in ensemble.estimators_] == [4, 5]
+    singles = [CNNClassifier(crops=str(csv), options={**TINY, "seed": s}).fit(X, y) for s in (4, 5)]
+    X_new, _ = table(new_labels, list(new_labels))
+    restored = pickle.loads(pickle.dumps(ensemble)).set_crops(str(new_csv))
+    expected = np.mean([m.set_crops(str(new_csv)).predict_proba(X_new) for m in singles], axis=0)
+    np.testing.assert_allclose(restored.predict_proba(X_new), expected, atol=1e-6)
+    assert not np.allclose(singles[0].predict_proba(X_new), singles[1].predict_proba(X_new))
+    cams = ensemble.set_crops(str(new_csv)).explain(list(new_labels)[:2])
+    member_cams = [m.explain([cams[0].patient])[0] for m in singles]
+    np.testing.assert_allclose(cams[0].probabilities, np.mean([c.probabilities for c in member_cams], axis=0))
+    with pytest.raises(AlnmInputError, match="n_networks"):
+        CNNEnsemble(base, n_networks=0).fit(X, y)

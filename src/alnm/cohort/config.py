@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alnm.errors import AlnmInputError
 
@@ -84,12 +93,15 @@ class VariableSpec(_Strict):
 
 class DeepSource(_Strict):
     """Crops and CNN training options for a deep model or a deep-feature group. ``crops`` is a crops
-    manifest (CSV, relative to the config) or ``imaging`` for the crops of the study's imaging stage."""
+    manifest (CSV, relative to the config) or ``imaging`` for the crops of the study's imaging stage;
+    ``sequences`` keeps only the crop channels of those sequences (one CNN per sequence, paper 002)."""
 
     crops: str = "imaging"
     options: dict[str, Any] = Field(default_factory=dict)  # alnm.deep.train.TrainOptions fields
     n_folds: int = Field(3, ge=2)  # cross-fitting folds of deep features (ignored by a CNN model)
     id_column: str = "patient_id"
+    sequences: list[str] | None = Field(None, min_length=1)  # by the crops manifest's channel names
+    ensemble: int = Field(1, ge=1)  # a CNN model: networks trained with seeds seed, seed+1, ..., averaged
 
 
 class GroupConfig(_Strict):
@@ -118,6 +130,8 @@ class GroupConfig(_Strict):
         given = [k for k in sources if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(f"give exactly one of {', '.join(sources)} (got {given or 'none'})")
+        if self.deep is not None and self.deep.ensemble != 1:
+            raise ValueError("deep.ensemble applies to cnn models; deep features use one network per fold")
         return self
 
     def declared_types(self) -> dict[str, VariableSpec]:
@@ -146,6 +160,7 @@ class ModelConfig(_Strict):
     selection: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     entry_p: float = Field(0.05, gt=0, le=1)
     members: list[str] = Field(default_factory=list)
+    soft: bool = False  # kind voting: accuracy-weighted mean of member probabilities instead of 0/1 votes
     cnn: DeepSource | None = None  # kind cnn: a CNN on the crops, patient-level probability
 
     @field_validator("classifier")
@@ -157,6 +172,8 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _inputs(self) -> ModelConfig:
+        if self.soft and self.kind != "voting":
+            raise ValueError("'soft' applies to voting models only")
         if self.kind in {"voting", "stacking"}:
             if len(self.members) < 2:
                 raise ValueError(f"a {self.kind} model needs at least two 'members' (other model names)")
@@ -168,6 +185,13 @@ class ModelConfig(_Strict):
         return self
 
 
+class GradcamConfig(_Strict):
+    """Grad-CAM overlays and a TP/FP/FN/TN gallery per ``kind: cnn`` model and cohort (docs/deep.md)."""
+
+    per_cell: int = Field(2, ge=1)  # patients per outcome cell (TP, FP, FN, TN) and cohort
+    layer: str = "layer4"  # the network layer whose activations are weighted
+
+
 class EvaluationConfig(_Strict):
     """Settings passed to the evaluation engine for every model and cohort."""
 
@@ -176,6 +200,13 @@ class EvaluationConfig(_Strict):
     subgroups: list[str] = Field(default_factory=list)
     confidence: float = Field(0.95, gt=0, lt=1)
     recommend_among: list[str] | None = None  # models eligible as "recommended" (default: all)
+    gradcam: GradcamConfig | None = Field(default_factory=GradcamConfig)  # off / false / null: none
+
+    @field_validator("gradcam", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        """``gradcam: on``/``true`` keeps the defaults, ``off``/``false`` turns it off."""
+        return ({} if value else None) if isinstance(value, bool) else value
 
 
 class HarmonisationConfig(_Strict):
@@ -211,6 +242,55 @@ class ImagingConfig(_Strict):
         return self
 
 
+CutRule = Literal["youden"] | Annotated[float, Field(ge=0, le=1)]
+StageModel = Annotated[
+    Annotated[str, Tag("name")] | Annotated[ModelConfig, Tag("spec")],
+    Discriminator(lambda value: "name" if isinstance(value, str) else "spec"),
+]
+
+
+class StageCuts(_Strict):
+    """Per-stage cuts of the cascade: 'youden' (on that stage's training predictions) or a probability."""
+
+    sln: CutRule = "youden"
+    nsln: CutRule = "youden"
+
+
+class CascadeConfig(_Strict):
+    """Paper 004's two-stage SLN -> NSLN cascade (docs/models.md): stage I predicts ``sln`` for every
+    patient, stage II is fitted on the SLN-positive training patients only and predicts ``nsln``.
+    A stage is the name of a model in ``models`` or a model spec of its own; ``threshold`` applies to
+    both stages or is given per stage ({sln: ..., nsln: ...})."""
+
+    sln: str = "sln_status"
+    nsln: str = "nsln_status"
+    stage1: StageModel
+    stage2: StageModel
+    threshold: CutRule | StageCuts = "youden"
+    min_stage_two: int = Field(10, ge=2)  # SLN-positive training patients stage II needs in every fit
+    min_stage_two_class: int = Field(3, ge=1)  # ... and of each NSLN class
+
+    @model_validator(mode="after")
+    def _distinct_labels(self) -> CascadeConfig:
+        if self.sln == self.nsln:
+            raise ValueError(f"sln and nsln name the same column '{self.sln}'")
+        return self
+
+    def stages(self) -> dict[str, str | ModelConfig]:
+        """Stage I and II models: names of study models or specs of their own."""
+        return {"stage1": self.stage1, "stage2": self.stage2}
+
+    def specs(self) -> dict[str, ModelConfig]:
+        """The stages given as model specs of their own (not names of study models)."""
+        return {s: m for s, m in self.stages().items() if isinstance(m, ModelConfig)}
+
+    def cuts(self) -> StageCuts:
+        """The cut rule of each stage."""
+        if isinstance(self.threshold, StageCuts):
+            return self.threshold
+        return StageCuts(sln=self.threshold, nsln=self.threshold)
+
+
 class Derivation(BaseModel):
     """A derived variable (see alnm.features.clinical.apply_derivations)."""
 
@@ -227,11 +307,12 @@ class StudyConfig(_Strict):
     data: DataConfig
     cohorts: CohortConfig = Field(default_factory=CohortConfig)
     derive: list[Derivation] = Field(default_factory=list)
-    groups: dict[str, GroupConfig] = Field(min_length=1)
+    groups: dict[str, GroupConfig] = Field(default_factory=dict)  # none needed when every model is a CNN
     models: dict[str, ModelConfig] = Field(min_length=1)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     harmonisation: HarmonisationConfig | None = None
     imaging: ImagingConfig | None = None
+    cascade: CascadeConfig | None = None
     never_predictors: list[str] = Field(default_factory=list)
     table1: list[str] | None = None
     jobs: Annotated[int, Field(ge=1)] = 1
@@ -241,17 +322,7 @@ class StudyConfig(_Strict):
         if not self.data.tables and not self.imaging:
             raise ValueError("data.tables is empty: give at least one table, or an imaging.manifest")
         for name, model in self.models.items():
-            unknown = [g for g in model.groups if g not in self.groups]
-            if unknown:
-                raise ValueError(
-                    f"model '{name}' uses unknown group(s) {unknown}; groups: {list(self.groups)}"
-                )
-            unknown = [m for m in model.members if m not in self.models or m == name]
-            if unknown:
-                raise ValueError(f"model '{name}' has unknown member model(s) {unknown}")
-            unknown = [g for g in model.selection if g not in model.groups]
-            if unknown:
-                raise ValueError(f"model '{name}' overrides selection of group(s) {unknown} it does not use")
+            self._check_model(name, model)
         unknown = [m for m in self.evaluation.recommend_among or [] if m not in self.models]
         if unknown:
             raise ValueError(f"evaluation.recommend_among names unknown model(s) {unknown}")
@@ -259,11 +330,37 @@ class StudyConfig(_Strict):
             unknown = [g for g in self.harmonisation.groups if g not in self.groups]
             if unknown:
                 raise ValueError(f"harmonisation names unknown group(s) {unknown}")
+        if self.cascade:
+            self._check_cascade(self.cascade)
         return self
 
+    def _check_model(self, name: str, model: ModelConfig) -> None:
+        """The groups, members and selection overrides a model names must exist."""
+        unknown = [g for g in model.groups if g not in self.groups]
+        if unknown:
+            raise ValueError(f"model '{name}' uses unknown group(s) {unknown}; groups: {list(self.groups)}")
+        unknown = [m for m in model.members if m not in self.models or m == name]
+        if unknown:
+            raise ValueError(f"model '{name}' has unknown member model(s) {unknown}")
+        unknown = [g for g in model.selection if g not in model.groups]
+        if unknown:
+            raise ValueError(f"model '{name}' overrides selection of group(s) {unknown} it does not use")
 
-def load_config(path: str | Path, data_override: str | Path | None = None) -> tuple[StudyConfig, Path]:
-    """Read and validate a study YAML; returns the config and the folder its relative paths start from."""
+    def _check_cascade(self, cascade: CascadeConfig) -> None:
+        """Stage models must exist; the cascade's labels become never-predictors (they are outcomes)."""
+        for stage, model in cascade.stages().items():
+            if isinstance(model, ModelConfig):
+                self._check_model(f"cascade.{stage}", model)
+            elif model not in self.models:
+                raise ValueError(f"cascade.{stage}: unknown model '{model}'; models: {list(self.models)}")
+        self.never_predictors += [c for c in (cascade.sln, cascade.nsln) if c not in self.never_predictors]
+
+
+def load_config(
+    path: str | Path, data_override: str | Path | None = None, overrides: list[str] | None = None
+) -> tuple[StudyConfig, Path]:
+    """Read and validate a study YAML (with ``overrides``, see ``apply_overrides``); returns the config
+    and the folder its relative paths start from."""
     path = Path(path)
     if not path.is_file():
         raise AlnmInputError(f"{path}: study config not found")
@@ -273,6 +370,8 @@ def load_config(path: str | Path, data_override: str | Path | None = None) -> tu
         raise AlnmInputError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise AlnmInputError(f"{path}: expected a mapping at the top level")
+    if overrides:
+        raw = apply_overrides(raw, overrides)
     try:
         config = StudyConfig.model_validate(raw)
     except ValidationError as exc:
@@ -282,6 +381,42 @@ def load_config(path: str | Path, data_override: str | Path | None = None) -> tu
             raise AlnmInputError(f"{path}: --data replaces data.tables[0], but the config lists no table")
         config.data.tables[0] = str(Path(data_override).resolve())
     return config, path.resolve().parent
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The raw config with ``dotted.key=value`` edits (value read as YAML; list items by index), so one
+    file serves several settings (e.g. small CI runs). Only the named path changes, even inside a block
+    shared through a YAML anchor; missing keys are created and validation then judges them."""
+    for item in overrides:
+        key, equals, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not equals or not all(parts):
+            raise AlnmInputError(f"--set {item!r}: expected dotted.key=value, e.g. jobs=2")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise AlnmInputError(f"--set {key}: the value is not valid YAML ({exc})") from None
+        raw = _with_value(raw, parts, 0, value)
+    return raw
+
+
+def _with_value(node: Any, parts: list[str], depth: int, value: Any) -> Any:
+    """A copy of ``node`` holding ``value`` at ``parts[depth:]``; containers on the path are copied, so
+    anchored blocks used elsewhere keep their values."""
+    part = parts[depth]
+    if isinstance(node, dict):
+        node, slot = dict(node), part
+        child = node.get(part)
+    elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        node, slot = list(node), int(part)
+        child = node[slot]
+    else:
+        where = ".".join(parts[:depth])
+        held = f"a list of {len(node)} item(s)" if isinstance(node, list) else f"the value {node!r}"
+        raise AlnmInputError(f"--set {'.'.join(parts)}: {where} is {held}, which has no key '{part}'")
+    last = depth == len(parts) - 1
+    node[slot] = value if last else _with_value({} if child is None else child, parts, depth + 1, value)
+    return node
 
 
 def _describe(exc: ValidationError) -> str:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -32,6 +32,9 @@ from alnm.deep.train import (
 )
 from alnm.errors import AlnmInputError, format_ids
 from alnm.imaging.crops import read_crops_manifest
+
+if TYPE_CHECKING:
+    from alnm.deep.gradcam import PatientCams
 
 
 def parse_options(options: dict[str, Any] | TrainOptions | None) -> TrainOptions:
@@ -62,10 +65,12 @@ class _StoredNetwork:
 
 
 class _CropsModel(BaseEstimator):
-    """What both estimators share: the crops manifest (read once per path and input preparation), the
-    patients of X, the fitted network and its input-shape check."""
+    """What both estimators share: the crops manifest (read once per path, input preparation and
+    channel selection: ``sequences`` keeps the channels of those sequences, by the manifest's
+    ``channels`` names), the patients of X, the fitted network, its input check and Grad-CAM."""
 
     crops: str | None
+    sequences: list[str] | None
     id_column: str
     options: dict[str, Any] | None
     verbose: bool
@@ -78,11 +83,15 @@ class _CropsModel(BaseEstimator):
     def _cropset(self, options: TrainOptions) -> CropSet:
         if not self.crops:
             raise AlnmInputError("crops: no crops manifest given (set crops= to a crops CSV)")
-        key = (str(Path(self.crops).resolve()), self.id_column, options.size, options.intensity)
+        sequences = None if self.sequences is None else list(self.sequences)
+        key = (str(Path(self.crops).resolve()), self.id_column, options.size, options.intensity, sequences)
         cached = getattr(self, "_cropset_cache", None)
         if cached is None or cached[0] != key:
             frame = read_crops_manifest(self.crops, id_column=self.id_column)
-            cached = (key, CropSet.from_manifest(frame, size=options.size, intensity=options.intensity))
+            cropset = CropSet.from_manifest(
+                frame, size=options.size, intensity=options.intensity, sequences=sequences, origin=self.crops
+            )
+            cached = (key, cropset)
             self._cropset_cache = cached
         return cached[1]
 
@@ -94,7 +103,24 @@ class _CropsModel(BaseEstimator):
                 f"crops in {self.crops} have shape (C, H, W) {cropset.shape} but the network was trained on "
                 f"{tuple(self.input_shape_)}: use crops made with the same settings (channels, size)"
             )
+        trained, given = getattr(self, "channel_names_", None), cropset.channel_names
+        if self.sequences is not None and trained != given:  # channels chosen by name: names must agree
+            raise AlnmInputError(
+                f"crops in {self.crops} give the network channels {given} but it was trained on {trained}"
+            )
         return cropset
+
+    def explain(self, patients: Sequence[str] | None = None, *, layer: str = "layer4") -> list[PatientCams]:
+        """Grad-CAM maps of every slice of the given patients (None: every patient of the crops) from the
+        fitted network, with each slice's probability and name (the crop file's stem)."""
+        from alnm.deep.gradcam import patient_cams  # matplotlib only when explaining
+
+        check_is_fitted(self, "network_")
+        options = parse_options(self.options)
+        cropset = self._fitted_cropset(options)
+        patients = cropset.patients if patients is None else self._patients(list(patients), cropset)
+        with torch_threads(options.num_threads):
+            return patient_cams(self._model(), cropset, patients, layer=layer, batch_size=options.batch_size)
 
     def _patients(self, X: pd.DataFrame | pd.Series | Sequence[str], cropset: CropSet) -> list[str]:
         """Patient IDs from a table indexed by patient_id (other columns ignored) or a list of IDs; every
@@ -116,16 +142,18 @@ class _CropsModel(BaseEstimator):
             )
         return patients
 
-    def _keep(self, trained: TrainedNetwork) -> None:
-        """Store the trained network (pickle-safe) and how it was chosen."""
+    def _keep(self, trained: TrainedNetwork, cropset: CropSet) -> None:
+        """Store the trained network (pickle-safe), its input channels and how it was chosen."""
         self.network_ = _StoredNetwork(trained)
         self.input_shape_ = tuple(trained.input_shape)
+        self.channel_names_ = cropset.channel_names
         self.history_ = trained.history
         self.best_epoch_ = trained.best_epoch
         self.inner_auc_ = trained.inner_auc
         self.train_patients_ = trained.train_patients
         self.inner_patients_ = trained.inner_patients
         self.pretrained_ = trained.pretrained
+        self.pretraining_ = trained.pretraining
         self._network_cache = trained.model.cpu()
 
     def _model(self) -> nn.Module:
@@ -140,6 +168,9 @@ class _CropsModel(BaseEstimator):
         state.pop("_network_cache", None)
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__({"sequences": None, **state})  # bundles saved before channel selection
+
 
 class CNNClassifier(ClassifierMixin, _CropsModel):
     """Patient-level CNN classifier on a crops manifest: ``fit(X, y)`` trains on the crops of X's patients
@@ -152,8 +183,10 @@ class CNNClassifier(ClassifierMixin, _CropsModel):
         id_column: str = "patient_id",
         checkpoint_dir: str | None = None,
         verbose: bool = False,
+        sequences: list[str] | None = None,
     ) -> None:
         self.crops = crops
+        self.sequences = sequences
         self.options = options
         self.id_column = id_column
         self.checkpoint_dir = checkpoint_dir
@@ -165,7 +198,7 @@ class CNNClassifier(ClassifierMixin, _CropsModel):
         cropset = self._cropset(options)
         patients = self._patients(X, cropset)
         labels = _labels(y, patients)
-        self._keep(_train(cropset, labels, patients, options, self.verbose, self.checkpoint_dir))
+        self._keep(_train(cropset, labels, patients, options, self.verbose, self.checkpoint_dir), cropset)
         self.classes_ = np.array([0, 1])
         return self
 
@@ -193,6 +226,57 @@ class CNNClassifier(ClassifierMixin, _CropsModel):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
+class CNNEnsemble(ClassifierMixin, BaseEstimator):
+    """``n_networks`` copies of a CNNClassifier that differ only in seed (seed, seed + 1, ...: other
+    initialisation, augmentation draws and inner split), their patient probabilities averaged. On small
+    cohorts the epoch chosen on a few inner patients is noisy; averaging networks tames that noise."""
+
+    def __init__(self, estimator: CNNClassifier | None = None, n_networks: int = 5) -> None:
+        self.estimator = estimator
+        self.n_networks = n_networks
+
+    def fit(self, X: pd.DataFrame, y: object) -> CNNEnsemble:
+        """Train every member on the patients of X only."""
+        if isinstance(self.n_networks, bool) or not isinstance(self.n_networks, int) or self.n_networks < 1:
+            raise AlnmInputError(f"ensemble: n_networks must be an integer >= 1, got {self.n_networks!r}")
+        base = self.estimator if self.estimator is not None else CNNClassifier()
+        options = parse_options(base.options).model_dump()
+        self.estimators_ = [
+            clone(base).set_params(options={**options, "seed": options["seed"] + i}).fit(X, y)
+            for i in range(self.n_networks)
+        ]
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def set_crops(self, path: str | Path) -> CNNEnsemble:
+        """Point every member at another crops manifest before predicting."""
+        for member in self.estimators_:
+            member.set_crops(path)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Mean of the members' (n, 2) probabilities."""
+        check_is_fitted(self, "estimators_")
+        return np.mean([member.predict_proba(X) for member in self.estimators_], axis=0)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """0/1 at probability 0.5."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    def explain(self, patients: Sequence[str] | None = None, *, layer: str = "layer4") -> list[PatientCams]:
+        """Grad-CAM per patient and slice: the members' maps and slice probabilities averaged."""
+        check_is_fitted(self, "estimators_")
+        runs = [member.explain(patients, layer=layer) for member in self.estimators_]
+        return [
+            replace(
+                first,
+                cams=np.mean([run[i].cams for run in runs], axis=0),
+                probabilities=np.mean([run[i].probabilities for run in runs], axis=0),
+            )
+            for i, first in enumerate(runs[0])
+        ]
+
+
 class DeepFeatures(TransformerMixin, _CropsModel):
     """Penultimate-layer CNN embeddings per patient as columns ``deep_000``...: ``fit_transform(X, y)`` is
     cross-fitted (each training patient's row comes from a network trained on the other folds, as
@@ -210,8 +294,10 @@ class DeepFeatures(TransformerMixin, _CropsModel):
         align: str = "procrustes",
         keep_fold_models: bool = False,
         verbose: bool = False,
+        sequences: list[str] | None = None,
     ) -> None:
         self.crops = crops
+        self.sequences = sequences
         self.options = options
         self.id_column = id_column
         self.n_folds = n_folds
@@ -317,7 +403,7 @@ class DeepFeatures(TransformerMixin, _CropsModel):
         self, cropset: CropSet, labels: dict[str, int], patients: list[str], options: TrainOptions
     ) -> None:
         trained = _train(cropset, labels, patients, options, self.verbose, None, "all training patients")
-        self._keep(trained)
+        self._keep(trained, cropset)
         self.n_features_out_ = int(trained.model.fc.in_features)
 
     def _frame(self, rows: np.ndarray, patients: list[str]) -> pd.DataFrame:

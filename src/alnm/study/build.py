@@ -24,9 +24,10 @@ def build_model(name: str, config: StudyConfig, data: StudyData, root: Path) -> 
     if model.kind == "clinical_logistic":
         return _clinical_logistic(name, model, config, data)
     if model.kind == "cnn":
-        from alnm.deep.estimator import CNNClassifier
+        from alnm.deep.estimator import CNNClassifier, CNNEnsemble
 
-        return CNNClassifier(**_deep_arguments(model.cnn, config))
+        network = CNNClassifier(**_deep_arguments(model.cnn, config))
+        return network if model.cnn.ensemble == 1 else CNNEnsemble(network, model.cnn.ensemble)
     steps = [*_harmonisation(model, config, data), ("groups", _feature_groups(model, config, data, root))]
     if model.kind == "incremental_gbm":
         from alnm.models.incremental import IncrementalGBMSelection
@@ -98,11 +99,13 @@ def _feature_groups(model: ModelConfig, config: StudyConfig, data: StudyData, ro
 
 
 def _deep_arguments(source, config: StudyConfig) -> dict:
-    """Crops manifest, training options (the study seed unless given) and ID column of a deep part."""
+    """Crops manifest, training options (the study seed unless given), ID column and the sequences whose
+    channels it reads (all when None) of a deep part."""
     return {
         "crops": source.crops,
         "options": {"seed": config.seed, **source.options},
         "id_column": source.id_column,
+        "sequences": source.sequences,
     }
 
 
@@ -149,5 +152,5 @@ def _fusion(model: ModelConfig, config: StudyConfig, data: StudyData, root: Path
 
     members = [(m, build_model(m, config, data, root)) for m in model.members]
     if model.kind == "voting":
-        return WeightedVotingClassifier(members, random_state=config.seed)
+        return WeightedVotingClassifier(members, random_state=config.seed, soft_average=model.soft)
     return StackingFusion(members, cv=5, random_state=config.seed)

@@ -18,7 +18,9 @@ from alnm.evaluation.evaluate import EvaluationOptions, ThresholdRule, evaluate_
 from alnm.evaluation.outputs import write_evaluation
 from alnm.evaluation.predictions import PredictionColumns
 from alnm.study.build import build_model
+from alnm.study.cascade import cascade_tasks, run_cascade
 from alnm.study.fitting import TRAINING_CV, FitResult, fit_and_predict
+from alnm.study.gradcam import gradcam_models, write_study_gradcam
 
 Progress = Callable[[str], None]
 
@@ -30,10 +32,12 @@ def run_study(
     jobs: int | None = None,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    overrides: list[str] | None = None,
 ) -> dict:
-    """Run every model of the study on every fit of its design; write all outputs to ``out``."""
+    """Run every model of the study on every fit of its design (config values replaced by
+    ``overrides``, ``dotted.key=value``); write all outputs to ``out``."""
     clock = _Stopwatch()
-    config, root = load_config(config_path, data_override)
+    config, root = load_config(config_path, data_override, overrides)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     imaging = _imaging_stage(config, root, out, jobs or config.jobs, progress) if config.imaging else None
@@ -47,6 +51,10 @@ def run_study(
     clock.lap("load")
     if on_start:
         on_start(task_count(config, design))
+    cascade = None
+    if config.cascade:  # paper 004's SLN -> NSLN cascade, fitted per fit like the models; outputs in cascade/
+        cascade = run_cascade(config, data, design, root, out / "cascade", jobs or config.jobs, progress)
+        clock.lap("cascade")
     results = _fit_all(config, data, design, root, jobs or config.jobs, progress)
     clock.lap("fit")
     predictions = _prediction_table(results, data, config)
@@ -54,8 +62,12 @@ def run_study(
     clock.lap("evaluate")
     write_evaluation(evaluation, out / "evaluation")
     summary = _summary(config, design, data, evaluation.metrics, results)
+    if cascade:
+        summary["cascade"] = cascade
     _write_outputs(out, config, data, design, predictions, summary, results)
     clock.lap("write")
+    if write_study_gradcam(out / "gradcam", config, predictions, results):
+        clock.lap("gradcam")
     summary["timings_s"] = clock.laps
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -66,6 +78,8 @@ def _resolve_crops(config: StudyConfig, root: Path, imaging_crops: Path | None) 
     for ``crops: imaging``, the crops this run's imaging stage wrote."""
     sources = [(f"model '{n}'", m.cnn) for n, m in config.models.items() if m.cnn]
     sources += [(f"feature group '{n}'", g.deep) for n, g in config.groups.items() if g.deep]
+    specs = config.cascade.specs() if config.cascade else {}
+    sources += [(f"cascade.{s}", m.cnn) for s, m in specs.items() if m.cnn]
     for owner, source in sources:
         if source.crops == "imaging":
             if imaging_crops is None or not imaging_crops.is_file():
@@ -165,10 +179,11 @@ def _fit_all(config, data: StudyData, design: Design, root: Path, jobs: int, pro
     rule = ThresholdRule.parse(config.evaluation.threshold)
     estimators = {m: build_model(m, config, data, root) for m in config.models}
     tasks = _tasks(config, design)
+    explained = set(gradcam_models(config))  # their fits' networks explain the held-out patients
     calls = (
         delayed(fit_and_predict)(
             model, estimators[model], data.table, config.data.label, fit, rule, final,
-            config.cohorts.training_cv_folds, config.seed,
+            config.cohorts.training_cv_folds, config.seed, model in explained,
         )
         for model, fit, final in tasks
     )  # fmt: skip
@@ -183,7 +198,7 @@ def _fit_all(config, data: StudyData, design: Design, root: Path, jobs: int, pro
 
 def task_count(config: StudyConfig, design: Design) -> int:
     """How many fits a run performs (for progress bars)."""
-    return len(_tasks(config, design))
+    return len(_tasks(config, design)) + (len(cascade_tasks(design)) if config.cascade else 0)
 
 
 def _prediction_table(results: list[FitResult], data: StudyData, config: StudyConfig) -> pd.DataFrame:
