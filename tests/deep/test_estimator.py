@@ -192,6 +192,26 @@ def test_permuted_labels_give_chance_auc_from_cross_fitted_features(cohort):
     assert abs(cv_auc(rows, y_permuted) - 0.5) < 0.25  # 36 patients: the null CV AUC spreads about +-0.1
 
 
+def test_a_cnn_trained_on_permuted_labels_ranks_new_patients_at_chance(fitted, cohort, tmp_path):
+    true, train = fitted
+    csv, labels, _, _ = cohort
+    X, y = table(labels, train)
+    new_csv, new_labels = write_blob_crops(tmp_path, 40, slices=1, seed=9, prefix="Q")
+    X_new, y_new = table(new_labels, list(new_labels))
+    aucs = []
+    for seed in range(3):  # labels independent of the truth: half of each true class called positive
+        y_permuted = np.zeros_like(y)
+        rng = np.random.default_rng(seed)
+        for cls in (0, 1):
+            members = rng.permutation(np.flatnonzero(y == cls))
+            y_permuted[members[: len(members) // 2]] = 1
+        model = CNNClassifier(crops=str(csv), options={**OPTIONS, "seed": seed}).fit(X, y_permuted)
+        aucs.append(auc_score(y_new, model.set_crops(str(new_csv)).predict_proba(X_new)[:, 1]))
+    true = pickle.loads(pickle.dumps(true)).set_crops(str(new_csv))
+    assert auc_score(y_new, true.predict_proba(X_new)[:, 1]) > 0.8  # the same training finds the real signal
+    assert abs(np.mean(aucs) - 0.5) < 0.2, aucs
+
+
 def test_procrustes_alignment_recovers_a_rotation_within_the_rows_span():
     rng = np.random.default_rng(0)
     rotation, _ = np.linalg.qr(rng.normal(size=(5, 5)))

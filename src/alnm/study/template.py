@@ -18,7 +18,7 @@ data:
 #   phase: {rule: first_post} # first_post | index (k) | column | peak; subtraction: true for post - pre
 #   preprocess: {n4: {shrink: 4}, spacing: 1.0, normalise: zscore, normalise_region: body}  # or nyul
 #   radiomics: {preset: full, sequences: [dce, t2]}   # or params: pyradiomics_params.yaml
-#   crops: {sequences: [dce], size: 64, margin_mm: 5, context_slices: 1}
+#   crops: {sequences: [dce, t2], size: 64, box_mm: 48}  # or margin_mm: 5; context_slices: 1 for 2.5-D
 # (with imaging, data.tables may be empty: the manifest's other columns are the clinical table, and a
 #  group such as {regex: "^dce_original_", repeat_table: "rater:r2"} picks radiomics features)
 
@@ -62,6 +62,10 @@ groups:
       - {step: mrmr, k: 20}
       - {step: lasso, rule: 1se}
     score: RadScore           # compress the selected features to one linear predictor
+  # deep:                     # CNN embeddings (cross-fitted on the training patients) -> DLScore
+  #   deep: {crops: imaging, n_folds: 3, options: {arch: resnet18, epochs: 30, patience: 8}}
+  #   selection: [{step: variance}, {step: correlation, threshold: 0.9}, {step: mrmr, k: 10}, {step: lasso}]
+  #   score: DLScore
 
 models:
   Clinical:
@@ -77,9 +81,25 @@ models:
   Voting:
     kind: voting              # weighted voting (Zhang 2022): weights = each member's accuracy
     members: [Clinical, Radiomics]
+    soft: false               # true: accuracy-weighted mean of the members' probabilities
+  # DL:                       # a CNN on the crops (docs/deep.md); crops: imaging or your crops CSV
+  #   kind: cnn
+  #   cnn:
+  #     crops: imaging
+  #     sequences: [dce]      # keep only these sequences' channels (one CNN per sequence: paper 002)
+  #     ensemble: 5           # networks with seeds seed..seed+4, probabilities averaged
+  #     options: {arch: resnet18, size: 64, intensity: zscore, epochs: 30, patience: 8, device: auto}
+
+# cascade:                    # paper 004: stage I SLN for everyone, stage II NSLN on SLN-positive patients
+#   sln: sln_status
+#   nsln: nsln_status
+#   stage1: Radiomics+Clinical   # a model above, or a model spec of its own
+#   stage2: Radiomics
+#   threshold: youden
 
 evaluation:
   threshold: youden           # youden | a number | sensitivity:0.9 (chosen on training data only)
   bootstrap: 1000
   subgroups: []               # columns to report subgroups of
+  # gradcam: {per_cell: 2}    # Grad-CAM gallery of every cnn model (off: gradcam: off)
 """
