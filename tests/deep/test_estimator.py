@@ -264,6 +264,30 @@ def test_a_cnn_on_one_sequence_keeps_its_selection_after_pickling(two_sequences,
         restored.set_crops(renamed).predict_proba(X)
 
 
+def test_a_cnn_on_all_channels_refuses_crops_whose_channels_are_named_otherwise(two_sequences, tmp_path):
+    csv, labels, _ = two_sequences
+    X, y = table(labels, list(labels)[:16])
+    model = CNNClassifier(crops=str(csv), options=TINY).fit(X, y)
+    assert model.channel_names_ == ["dce", "t2"]
+    swapped = rewrite_channels(csv, tmp_path / "swapped", [1, 0], "t2|dce")  # same shape, other order
+    with pytest.raises(
+        AlnmInputError, match=r"channels \['t2', 'dce'\] but it was trained on \['dce', 't2'\]"
+    ):
+        model.set_crops(swapped).predict_proba(X)
+    unnamed = rewrite_channels(csv, tmp_path / "unnamed", [0, 1], "")  # no names: only the shape is checked
+    assert model.set_crops(unnamed).predict_proba(X).shape == (16, 2)
+
+
+def test_networks_of_other_channels_or_labels_never_resume_each_others_checkpoints(two_sequences, tmp_path):
+    csv, labels, _ = two_sequences
+    X, y = table(labels, list(labels)[:16])
+    for sequences, labels_used in ((["t2"], y), (["dce"], y), (["t2"], 1 - y)):
+        CNNClassifier(crops=str(csv), sequences=sequences, options=TINY, checkpoint_dir=str(tmp_path)).fit(
+            X, labels_used
+        )
+    assert len(list(tmp_path.glob("run-*"))) == 3
+
+
 def test_deep_features_read_the_selected_sequence(two_sequences):
     csv, labels, _ = two_sequences
     X, y = table(labels, list(labels)[:16])

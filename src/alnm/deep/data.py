@@ -51,6 +51,7 @@ class CropSet:
         self.size, self.intensity = size, intensity
         self._sources = {str(patient): source for patient, source in sources.items()}
         self._native = self._check_shapes()
+        self.origin = origin
         self._select, self._names = self._selection(channel_names, sequences, origin)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, int(cache_mb * 2**20)
@@ -126,9 +127,31 @@ class CropSet:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one network input slice, after channel selection and resizing."""
+        """(C, H, W) of one prepared slice, after channel selection and resizing (before any centre crop)."""
         _, height, width = self._native
         return (self.channels, self.size, self.size) if self.size else (self.channels, height, width)
+
+    def input_shape(self, centre_crop: int | None = None) -> tuple[int, int, int]:
+        """(C, H, W) the network sees at inference: :attr:`shape`, or its centre ``centre_crop`` x
+        ``centre_crop`` window; an error when the crops are smaller than that window."""
+        channels, height, width = self.shape
+        if centre_crop is None:
+            return self.shape
+        if centre_crop > min(height, width):
+            resized = f" (resized to size {self.size})" if self.size else ""
+            raise AlnmInputError(
+                f"centre_crop {centre_crop} is larger than the crops' (H, W) {(height, width)}{resized}"
+            )
+        return channels, centre_crop, centre_crop
+
+    def inputs(self, patient: str, centre_crop: int | None = None) -> np.ndarray:
+        """The patient's network inputs at inference: :meth:`arrays`, cut to the centre ``centre_crop`` x
+        ``centre_crop`` of every slice when given (where a ``centre_crop`` augmentation puts it), the
+        test-time counterpart of a random training crop of that size (a read-only view)."""
+        stack = self.arrays(patient)
+        _, height, width = self.input_shape(centre_crop)
+        top, left = (stack.shape[2] - height) // 2, (stack.shape[3] - width) // 2
+        return stack[:, :, top : top + height, left : left + width]
 
     def slice_names(self, patient: str) -> list[str]:
         """A name per slice of ``patient``: its crop file's stem, or ``slice<i>`` for in-memory crops."""

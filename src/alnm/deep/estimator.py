@@ -104,7 +104,8 @@ class _CropsModel(BaseEstimator):
                 f"{tuple(self.input_shape_)}: use crops made with the same settings (channels, size)"
             )
         trained, given = getattr(self, "channel_names_", None), cropset.channel_names
-        if self.sequences is not None and trained != given:  # channels chosen by name: names must agree
+        named = self.sequences is not None or (trained is not None and given is not None)
+        if named and trained != given:  # channels known by name on both sides: they must agree
             raise AlnmInputError(
                 f"crops in {self.crops} give the network channels {given} but it was trained on {trained}"
             )
@@ -120,7 +121,14 @@ class _CropsModel(BaseEstimator):
         cropset = self._fitted_cropset(options)
         patients = cropset.patients if patients is None else self._patients(list(patients), cropset)
         with torch_threads(options.num_threads):
-            return patient_cams(self._model(), cropset, patients, layer=layer, batch_size=options.batch_size)
+            return patient_cams(
+                self._model(),
+                cropset,
+                patients,
+                layer=layer,
+                batch_size=options.batch_size,
+                centre_crop=options.centre_crop,
+            )
 
     def _patients(self, X: pd.DataFrame | pd.Series | Sequence[str], cropset: CropSet) -> list[str]:
         """Patient IDs from a table indexed by patient_id (other columns ignored) or a list of IDs; every
@@ -218,6 +226,7 @@ class CNNClassifier(ClassifierMixin, _CropsModel):
                 options.batch_size,
                 device,
                 k=options.topk,
+                centre_crop=options.centre_crop,
             )
         return np.column_stack([1 - p, p])
 
@@ -250,6 +259,7 @@ class CNNEnsemble(ClassifierMixin, BaseEstimator):
 
     def set_crops(self, path: str | Path) -> CNNEnsemble:
         """Point every member at another crops manifest before predicting."""
+        check_is_fitted(self, "estimators_")
         for member in self.estimators_:
             member.set_crops(path)
         return self
@@ -345,7 +355,14 @@ class DeepFeatures(TransformerMixin, _CropsModel):
             full = None
             if self.align == "procrustes":
                 device = resolve_device(options.device)
-                embedded = embed_patients(self._model(), cropset, patients, options.batch_size, device)
+                embedded = embed_patients(
+                    self._model(),
+                    cropset,
+                    patients,
+                    options.batch_size,
+                    device,
+                    centre_crop=options.centre_crop,
+                )
                 full = dict(zip(patients, embedded, strict=True))
         position = {p: i for i, p in enumerate(patients)}
         rows = np.zeros((len(patients), self.n_features_out_))
@@ -391,7 +408,9 @@ class DeepFeatures(TransformerMixin, _CropsModel):
         patients = self._patients(X, cropset)
         device = resolve_device(options.device)
         with torch_threads(options.num_threads):
-            rows = embed_patients(self._model(), cropset, patients, options.batch_size, device)
+            rows = embed_patients(
+                self._model(), cropset, patients, options.batch_size, device, centre_crop=options.centre_crop
+            )
         return self._frame(rows, patients)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
@@ -468,6 +487,9 @@ def _labels(y: object, patients: list[str]) -> dict[str, int]:
     return {p: int(v) for p, v in zip(patients, values, strict=True)}
 
 
+_NOT_IN_RESULT = {"device", "num_threads", "amp"}  # options that do not change what a run trains
+
+
 def _train(
     cropset: CropSet,
     labels: dict[str, int],
@@ -478,9 +500,13 @@ def _train(
     description: str = "training",
 ) -> TrainedNetwork:
     """train_network, with a rich progress bar when ``verbose``; checkpoints go to a subfolder named by
-    the patients and options, so each fit (e.g. each CV fold) resumes its own run."""
+    the patients, their labels, the crops (manifest, channels, shape) and the options, so each fit (e.g.
+    each CV fold, or each network of a per-sequence or cascade design) resumes its own run only."""
     if checkpoint_dir is not None:
-        run = json.dumps([sorted(patients), options.model_dump(exclude={"device", "num_threads", "amp"})])
+        crops = [cropset.origin, cropset.channel_names, list(cropset.shape)]
+        run = json.dumps(
+            [sorted((p, labels[p]) for p in patients), crops, options.model_dump(exclude=_NOT_IN_RESULT)]
+        )
         checkpoint_dir = str(Path(checkpoint_dir) / f"run-{hashlib.sha256(run.encode()).hexdigest()[:12]}")
     if not verbose:
         return train_network(cropset, labels, patients, options, checkpoint_dir=checkpoint_dir, resume=True)

@@ -89,11 +89,14 @@ def patient_cams(
     *,
     layer: str = "layer4",
     batch_size: int = 16,
+    centre_crop: int | None = None,
 ) -> list[PatientCams]:
     """Grad-CAM maps and slice probabilities of every slice of ``patients`` (one batched pass for all)
-    from an eval-mode copy of ``model`` (batch norm on its running statistics, as in prediction)."""
+    from an eval-mode copy of ``model`` (batch norm on its running statistics, as in prediction), on the
+    inputs prediction uses: the centre ``centre_crop`` x ``centre_crop`` of each slice when given, which
+    is then also the crop the overlays are drawn on."""
     cropset.require(patients)
-    stacks = [cropset.arrays(p) for p in patients]
+    stacks = [cropset.inputs(p, centre_crop) for p in patients]
     if not stacks:
         return []
     images = np.concatenate(stacks)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, WeightedRandomSampler
@@ -23,7 +23,7 @@ from alnm.deep.networks import Arch, build_network, embedding
 from alnm.deep.pretrain import PretrainOptions, pretrain_network
 from alnm.errors import AlnmInputError, format_ids
 from alnm.evaluation.discrimination import auc_score
-from alnm.imaging.augment import build_augmentation
+from alnm.imaging.augment import CentreCrop, RandomCrop, build_augmentation
 
 Aggregation = Literal["mean", "max", "topk"]
 DEFAULT_AUGMENTATION = ({"name": "rotate", "degrees": 15.0}, {"name": "flip"})
@@ -36,8 +36,9 @@ _RESUMABLE_CHANGES = {"epochs", "patience", "device", "num_threads", "amp"}
 class TrainOptions(BaseModel):
     """How a CNN is trained (study config ``deep.training``): network, optimiser and schedule, early
     stopping on an inner split of the training patients, class balance, augmentation, aggregation of
-    slice probabilities per patient, input preparation (``size``, ``intensity``), seed and device, and
-    optional self-supervised ``pretrain``-ing on the training patients' crops before fine-tuning."""
+    slice probabilities per patient, input preparation (``size``, ``intensity``, ``centre_crop``), seed
+    and device, and optional self-supervised ``pretrain``-ing on the training patients' crops before
+    fine-tuning."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -64,6 +65,8 @@ class TrainOptions(BaseModel):
     weights: str | None = None
     size: int | None = Field(None, ge=8)
     intensity: Intensity = "keep"
+    # inference input: the centre N x N of each slice; training draws its own crops through augmentation
+    centre_crop: int | None = Field(None, ge=8)
     pretrain: PretrainOptions | None = None
 
     @field_validator("augmentation")
@@ -71,6 +74,34 @@ class TrainOptions(BaseModel):
     def _augmentation(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         build_augmentation(value)  # raises naming the bad entry
         return value
+
+    @model_validator(mode="after")
+    def _one_input_size(self) -> TrainOptions:
+        """Training and inference inputs share one size: a crop in ``augmentation`` needs ``centre_crop``
+        of its size, and ``centre_crop`` needs such a crop (else training sees the whole slice)."""
+        trained = training_crop(self.augmentation)
+        if trained is None and self.centre_crop is not None:
+            raise ValueError(
+                f"centre_crop {self.centre_crop} is set but augmentation has no crop: training would see "
+                f"the whole slice and inference its centre; add {{name: crop, size: {self.centre_crop}}} "
+                "to augmentation or drop centre_crop"
+            )
+        if trained is not None and trained != (self.centre_crop, self.centre_crop):
+            square = trained[0] == trained[1]
+            fix = f"set centre_crop: {trained[0]}" if square else "use a square crop (centre_crop is N x N)"
+            given = "not set" if self.centre_crop is None else self.centre_crop
+            raise ValueError(
+                f"augmentation crops training inputs to {trained[0]} x {trained[1]} but centre_crop is "
+                f"{given}: inference must see inputs of the training size; {fix}"
+            )
+        return self
+
+
+def training_crop(augmentation: Sequence[Mapping[str, Any]]) -> tuple[int, int] | None:
+    """(height, width) of the training inputs after ``augmentation``'s crops (the last one wins), or None
+    when it has no crop and training sees the whole slice."""
+    crops = [t for t in build_augmentation(augmentation).transforms if isinstance(t, RandomCrop | CentreCrop)]
+    return crops[-1].size if crops else None
 
 
 @dataclass
@@ -95,13 +126,21 @@ class TrainedNetwork:
         """Probability per patient with the training options' aggregation."""
         o = self.options
         return predict_patients(
-            self.model, cropset, patients, o.aggregation, o.batch_size, resolve_device(o.device), k=o.topk
+            self.model,
+            cropset,
+            patients,
+            o.aggregation,
+            o.batch_size,
+            resolve_device(o.device),
+            k=o.topk,
+            centre_crop=o.centre_crop,
         )
 
     def embed(self, cropset: CropSet, patients: Sequence[str]) -> np.ndarray:
         """Penultimate-layer embedding per patient (mean over its slices)."""
+        o = self.options
         return embed_patients(
-            self.model, cropset, patients, self.options.batch_size, resolve_device(self.options.device)
+            self.model, cropset, patients, o.batch_size, resolve_device(o.device), centre_crop=o.centre_crop
         )
 
 
@@ -167,6 +206,7 @@ def train_network(
     after each epoch; with ``checkpoint_dir`` the state is saved every epoch and ``resume`` continues from
     it (a resumed run keeps its pretrained start from the checkpoint)."""
     patients = _check_training_input(cropset, labels, patients)
+    cropset.input_shape(options.centre_crop)  # crops too small for the crop fail before training
     fit_patients, inner_patients = inner_split(patients, labels, options.inner_fraction, options.seed)
     device = resolve_device(options.device)
     amp = options.amp and device.type == "cuda"
@@ -210,6 +250,7 @@ def train_network(
                 options.batch_size,
                 device,
                 k=options.topk,
+                centre_crop=options.centre_crop,
             )
             record = {
                 "epoch": epoch,
@@ -473,10 +514,16 @@ def predict_patients(
     device: str | torch.device = "cpu",
     *,
     k: int = 2,
+    centre_crop: int | None = None,
 ) -> np.ndarray:
-    """Probability per patient: sigmoid of each slice's logit, aggregated by :func:`aggregate_slices`."""
-    outputs = _slice_outputs(model, cropset, patients, lambda m, x: m(x)[:, 0], batch_size, device)
+    """Probability per patient: sigmoid of each slice's logit (on the centre ``centre_crop`` x
+    ``centre_crop`` of the slice when given), aggregated by :func:`aggregate_slices`."""
+    outputs = _slice_outputs(model, cropset, patients, _logit, batch_size, device, centre_crop)
     return np.array([aggregate_slices(1.0 / (1.0 + np.exp(-o)), aggregation, k) for o in outputs])
+
+
+def _logit(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    return model(images)[:, 0]
 
 
 def embed_patients(
@@ -485,9 +532,12 @@ def embed_patients(
     patients: Sequence[str],
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    *,
+    centre_crop: int | None = None,
 ) -> np.ndarray:
-    """(n patients, d) penultimate-layer embeddings: the mean of each patient's slice embeddings."""
-    outputs = _slice_outputs(model, cropset, patients, embedding, batch_size, device)
+    """(n patients, d) penultimate-layer embeddings: the mean of each patient's slice embeddings (of the
+    centre ``centre_crop`` x ``centre_crop`` of each slice when given)."""
+    outputs = _slice_outputs(model, cropset, patients, embedding, batch_size, device, centre_crop)
     return np.stack([o.mean(axis=0) for o in outputs]) if outputs else np.empty((0, model.fc.in_features))
 
 
@@ -498,9 +548,11 @@ def _slice_outputs(
     function: Callable[[nn.Module, torch.Tensor], torch.Tensor],
     batch_size: int,
     device: str | torch.device,
+    centre_crop: int | None = None,
 ) -> list[np.ndarray]:
-    """``function(model, slices)`` for every slice of each patient (batches span patients), split back
-    per patient; checks the crops' channels against the network's first convolution."""
+    """``function(model, slices)`` for every slice of each patient (batches span patients; each slice's
+    centre ``centre_crop`` window when given), split back per patient; checks the crops' channels
+    against the network's first convolution."""
     patients = [str(p) for p in patients]
     cropset.require(patients)
     expected = model.conv1.in_channels
@@ -511,7 +563,7 @@ def _slice_outputs(
     results, batch = [], []
     with torch.inference_mode():
         for patient in patients:
-            batch.extend(cropset.arrays(patient))
+            batch.extend(cropset.inputs(patient, centre_crop))
             while len(batch) >= batch_size:
                 results.append(_run(model, function, batch[:batch_size], device))
                 batch = batch[batch_size:]
