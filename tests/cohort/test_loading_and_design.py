@@ -126,3 +126,34 @@ def test_patients_without_crops_are_excluded_with_the_manifest_relative_to_the_c
         ("P004", "crops"),
         ("P005", "crops"),
     ]
+
+
+def write_crops(folder, patients: list[str]) -> str:
+    """A crops manifest (8-px .npy crops) holding ``patients`` only; returns its name in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for patient in patients:
+        np.save(folder / f"{patient}.npy", np.zeros((1, 8, 8), np.float32))
+    pd.DataFrame({"patient_id": patients, "path": [f"{p}.npy" for p in patients]}).to_csv(
+        folder / "crops.csv", index=False
+    )
+    return f"{folder.name}/crops.csv"
+
+
+def test_patients_without_the_crops_of_an_inline_cascade_stage_are_excluded(tmp_path):
+    table = patients().head(6).assign(sln=[0, 1, 0, 1, 1, 0], nsln=[None, 1, None, 0, 1, None])
+    ids = list(table["patient_id"])
+    stage_one_crops = write_crops(tmp_path / "a", [p for p in ids if p != "P004"])  # read by a deep group
+    stage_two_crops = write_crops(tmp_path / "b", [p for p in ids if p != "P005"])  # read by a CNN
+    groups = {"clinical": {"variables": {"age": "continuous"}}, "deep": {"deep": {"crops": stage_one_crops}}}
+    config, root = make_study(
+        tmp_path, table, groups=groups,
+        models={"M": {"groups": ["clinical"], "classifier": "logistic"}},  # no study model reads crops
+        cascade={"sln": "sln", "nsln": "nsln", "stage1": {"groups": ["deep", "clinical"]},
+                 "stage2": {"kind": "cnn", "cnn": {"crops": stage_two_crops}}},
+    )  # fmt: skip
+    loaded = load_study(config, root)
+    assert list(loaded.table.index) == ["P000", "P001", "P002", "P003"]
+    assert sorted((r["patient_id"], r["stage"]) for r in loaded.exclusions.rows) == [
+        ("P004", "crops"),
+        ("P005", "crops"),
+    ]

@@ -9,13 +9,17 @@ import pytest
 import yaml
 from deep.test_data import write_blob_crops
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from alnm.cli import app
 from alnm.cohort.config import StudyConfig, load_config
 from alnm.cohort.loading import load_study
 from alnm.errors import AlnmInputError
 from alnm.imaging.synthetic import draw_patients
 from alnm.models.cascade import PATHWAYS
 from alnm.study.bundle import load_bundle
+from alnm.study.gradcam import bundle_gradcam
+from alnm.study.predict import predict_bundle
 from alnm.study.run import run_study
 
 TRAITS = ["diameter_mm", "irregularity", "rim", "heterogeneity", "oedema", "washout"]
@@ -232,6 +236,19 @@ def test_summary_and_bundle(split_run):
     assert again["pathway"].tolist() == external["pathway"].tolist()
 
 
+def test_predict_and_gradcam_refuse_the_cascade_bundle_and_say_how_to_apply_it(split_run, tmp_path):
+    out, _ = split_run
+    bundle, patients_csv = out / "cascade" / "model", out.parent / "patients.csv"
+    assert load_bundle(bundle)[1]["kind"] == "cascade"
+    table = pd.read_csv(patients_csv)
+    with pytest.raises(AlnmInputError, match="a cascade bundle .*predict_pathway"):
+        predict_bundle(str(bundle), table)
+    with pytest.raises(AlnmInputError, match="a cascade bundle .*predict_pathway"):
+        bundle_gradcam(bundle, patients_csv, tmp_path / "cams")
+    command = ["predict", "--model", str(bundle), "--input", str(patients_csv), "--out", str(tmp_path / "p")]
+    assert CliRunner().invoke(app, command).exit_code == 2  # an input error, not a crash
+
+
 # --------------------------------------------------------------------------------------------- leakage
 
 
@@ -317,7 +334,9 @@ def test_a_cnn_stage_two_spec_trains_on_sln_positive_training_crops_only(tmp_pat
         cascade={"stage1": "Clinical", "stage2": stage_two, "min_stage_two": 6, "min_stage_two_class": 2},
     )  # fmt: skip
     run_study(study, tmp_path / "out")
-    fitted, _ = load_bundle(tmp_path / "out" / "cascade" / "model")
+    fitted, metadata = load_bundle(tmp_path / "out" / "cascade" / "model")
+    [network] = metadata["networks"]  # the CNN stage's training record
+    assert (network["path"], network["arch"], network["weights"]) == ("stage_two", "resnet18", "from scratch")
     stage_two = fitted.stage_two_
     pathway = pd.read_csv(tmp_path / "out" / "cascade" / "pathway.csv")
     training = pathway.loc[pathway["cohort"] == "training"]

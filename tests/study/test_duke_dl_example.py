@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from alnm.deep.gradcam import safe_name
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 CROPS = SHARED / "images" / "breastdcedl_duke_crops" / "manifest.csv"
@@ -99,3 +101,24 @@ def test_outputs_and_bundles_exist(finished):
         assert (out / "models" / model / "metadata.json").is_file()
     metrics = pd.read_csv(out / "evaluation" / "metrics.csv")
     assert set(metrics["cohort"]) >= SCANNERS
+
+
+def test_grad_cam_galleries_of_the_cnn_for_every_held_out_scanner(finished):
+    out, _ = finished
+    root = out / "gradcam"
+    assert sorted(p.name for p in root.iterdir()) == ["DL"]  # the one kind: cnn model
+    assert {p.name for p in (root / "DL").iterdir()} == {safe_name(s) for s in SCANNERS}
+    for scanner in SCANNERS:
+        gallery = pd.read_csv(root / "DL" / safe_name(scanner) / "gallery.csv", dtype={"patient_id": str})
+        assert len(gallery) >= 1 and gallery["fit"].eq(f"hold out {scanner}").all()
+        assert (root / "DL" / safe_name(scanner) / "gallery.png").is_file()
+
+
+def test_the_networks_record_says_they_were_trained_from_scratch(finished):
+    out, summary = finished
+    for model in ("DL", "Integrated"):  # the CNN model and the soft vote that holds it
+        networks = summary["models"][model]["networks"]
+        assert [n["arch"] for n in networks] == ["resnet10"] and networks[0]["weights"] == "from scratch"
+    metadata = json.loads((out / "models" / "DL" / "metadata.json").read_text())
+    assert metadata["networks"] == summary["models"]["DL"]["networks"]
+    assert metadata["networks"][0]["input_shape"] == [3, SMALL_CNN["size"], SMALL_CNN["size"]]

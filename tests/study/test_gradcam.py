@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from alnm.cli import app
 from alnm.cohort.config import load_config
+from alnm.errors import AlnmInputError
 from alnm.study.bundle import load_bundle
-from alnm.study.gradcam import CELLS
+from alnm.study.gradcam import CELLS, _write_gallery, check_gradcam_layer
 from alnm.study.predict import set_crops
 from alnm.study.run import run_study
 
@@ -150,3 +151,18 @@ def test_gradcam_command_explains_any_patient_of_a_crops_manifest(voting_run, tm
         assert sorted(p.name for p in (tmp_path / "v" / member).iterdir()) == ["P003", "P004"]
     result = runner.invoke(app, [*vote, "--patient", "Z999"])
     assert result.exit_code == 2 and "Z999" in result.output
+
+
+def test_a_bad_gradcam_layer_fails_before_any_fitting_naming_the_model_and_the_layers(tmp_path):
+    path = write_study(tmp_path, {"mode": "cv", "folds": 2}, {"T2": cnn("t2")})
+    with pytest.raises(AlnmInputError, match=r"resnet18 network of model 'T2' has no layer 'layer9'.*layer4"):
+        run_study(path, tmp_path / "out", overrides=["evaluation.gradcam.layer=layer9"])
+    assert not (tmp_path / "out").exists()  # nothing was fitted or written
+    check_gradcam_layer(load_config(path, overrides=["evaluation.gradcam.layer=layer4.0"])[0])  # inner block
+
+
+def test_a_network_missing_from_its_fit_is_a_bug_not_an_input_error(tmp_path):
+    chosen = pd.DataFrame({"patient_id": ["P000"], "fit": ["fold 1"], "cell": ["TP"], "probability": [0.9],
+                           "threshold": [0.5]})  # fmt: skip
+    with pytest.raises(RuntimeError, match="fold 1"):
+        _write_gallery(tmp_path, chosen, {"fold 2": None}, 1, "layer4")

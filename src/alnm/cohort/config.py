@@ -272,6 +272,7 @@ class CascadeConfig(_Strict):
 
     @model_validator(mode="after")
     def _distinct_labels(self) -> CascadeConfig:
+        """SLN and NSLN must be two columns: one label cannot be both stages' outcome."""
         if self.sln == self.nsln:
             raise ValueError(f"sln and nsln name the same column '{self.sln}'")
         return self

@@ -115,11 +115,12 @@ def _drop_without_crops(
     table: pd.DataFrame, config: StudyConfig, root: Path, log: ExclusionLog
 ) -> pd.DataFrame:
     """Patients without crops in a crops manifest (relative to the config) that a used CNN part reads
-    leave the study (listed)."""
+    (of a study model or of a cascade stage given as a spec of its own) leave the study (listed)."""
     from alnm.imaging.crops import read_crops_manifest
 
-    sources = [m.cnn for m in config.models.values() if m.cnn]
-    used = {g for m in config.models.values() for g in m.groups}
+    models = [*config.models.values(), *(config.cascade.specs().values() if config.cascade else [])]
+    sources = [m.cnn for m in models if m.cnn]
+    used = {g for m in models for g in m.groups}
     sources += [config.groups[g].deep for g in used if config.groups[g].deep]
     for source in sorted({(s.crops, s.id_column) for s in sources if s.crops != "imaging"}):
         have = set(read_crops_manifest(root / source[0], id_column=source[1])["patient_id"].astype(str))

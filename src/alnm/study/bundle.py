@@ -25,6 +25,7 @@ from alnm.errors import AlnmInputError
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+CASCADE_KIND = "cascade"  # metadata "kind" of the SLN -> NSLN cascade bundle (alnm.study.cascade)
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "lightgbm", "statsmodels", "joblib", "torch", "monai")
 
 
@@ -49,22 +50,10 @@ def _column_profile(series: pd.Series) -> dict:
 
 def save_bundle(estimator, folder: Path, name: str, config: StudyConfig, data: StudyData, design: Design,
                 threshold: float) -> Path:  # fmt: skip
-    """Write model.joblib and metadata.json (with the model file's SHA-256) into ``folder``."""
-    import joblib
-
-    folder.mkdir(parents=True, exist_ok=True)
-    model_path = folder / MODEL_FILE
-    joblib.dump(estimator, model_path)
+    """Write a study model's bundle: its threshold, training profile and input features."""
     train = data.table.loc[design.final_train]
     columns = model_columns(name, config, data)
-    metadata = {
-        "model": name,
-        "study": config.study,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "alnm_version": __version__,
-        "packages": {p: version(p) for p in PACKAGES},
-        "config_hash": config_hash(config),
-        "id_column": config.data.id,
+    return write_bundle(estimator, folder, name, config, {
         "label": config.data.label,
         "threshold": threshold,
         "threshold_rule": config.evaluation.threshold,
@@ -73,12 +62,64 @@ def save_bundle(estimator, folder: Path, name: str, config: StudyConfig, data: S
             "n": int(len(train)),
             "n_pos": int(train[config.data.label].sum()),
             "prevalence": float(train[config.data.label].mean()),
-        },  # fmt: skip
+        },
         "features": {c: _column_profile(train[c]) for c in columns},
+    })  # fmt: skip
+
+
+def write_bundle(estimator, folder: Path, name: str, config: StudyConfig, extra: dict) -> Path:
+    """Write model.joblib and metadata.json into ``folder``: the bookkeeping every bundle carries (creation
+    time, versions, config hash, the CNNs' training record), ``extra`` (what the model is and needs) and
+    the model file's SHA-256."""
+    import joblib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / MODEL_FILE
+    joblib.dump(estimator, model_path)
+    metadata = {
+        "model": name,
+        "study": config.study,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "alnm_version": __version__,
+        "packages": {p: version(p) for p in PACKAGES},
+        "config_hash": config_hash(config),
+        "id_column": config.data.id,
+        **extra,
+        "networks": network_records(estimator, name),
         "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
     }
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return folder
+
+
+def network_records(estimator, name: str) -> list[dict]:
+    """How each CNN part of a fitted model ``name`` was trained, for outputs and reports: its path in the
+    model (``name`` for a CNN model itself), architecture, input (C, H, W) and channels, the weights file
+    it started from or "from scratch", the self-supervised pretraining that ran (method, epochs, final
+    loss per network; null when none) and per network (several for an ensemble) the chosen epoch and its
+    inner-split AUC."""
+    from alnm.study.tables import crops_parts
+
+    records = []
+    for path, part in crops_parts(estimator):
+        networks = getattr(part, "estimators_", [part])  # a CNNEnsemble's members, or the part itself
+        first = networks[0]
+        records.append({
+            "path": path or name,
+            "arch": first.network_.arch,
+            "input_shape": list(first.input_shape_),
+            "channels": first.channel_names_,
+            "weights": first.pretrained_ or "from scratch",
+            "pretraining": None if first.pretraining_ is None else {
+                "method": first.pretraining_["method"],
+                "epochs": first.pretraining_["epochs"],
+                "final_loss": [float(n.pretraining_["final_loss"]) for n in networks],
+            },
+            "n_networks": len(networks),
+            "best_epoch": [int(n.best_epoch_) for n in networks],
+            "inner_auc": [float(n.inner_auc_) for n in networks],
+        })  # fmt: skip
+    return records
 
 
 def load_bundle(folder: str | Path) -> tuple[object, dict]:
@@ -94,3 +135,17 @@ def load_bundle(folder: str | Path) -> tuple[object, dict]:
     if digest != metadata.get("sha256"):
         raise AlnmInputError(f"{model_path}: checksum does not match {METADATA_FILE}; the file was changed")
     return joblib.load(model_path), metadata
+
+
+def load_model_bundle(folder: str | Path) -> tuple[object, dict]:
+    """``load_bundle`` for commands that apply one single-label model (``alnm predict``, ``alnm gradcam``);
+    a cascade bundle is refused with how to apply it instead."""
+    estimator, metadata = load_bundle(folder)
+    if metadata.get("kind") == CASCADE_KIND:
+        raise AlnmInputError(
+            f"{folder}: a cascade bundle (SLN -> NSLN, two stages), which alnm predict and alnm gradcam do "
+            "not apply; in Python: cascade, _ = alnm.study.bundle.load_bundle(folder), then "
+            "cascade.predict_pathway(table) (alnm.models.cascade.NodalCascade) gives p_sln, p_nsln and the "
+            "pathway per patient"
+        )
+    return estimator, metadata

@@ -7,23 +7,20 @@ CNNs included, can be a stage. Stage II only ever sees the SLN-positive TRAINING
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
 from sklearn.base import clone
 
-from alnm import __version__
-from alnm.cohort.config import CascadeConfig, StudyConfig, config_hash
+from alnm.cohort.config import CascadeConfig, StudyConfig
 from alnm.cohort.design import Design, Fit
 from alnm.cohort.loading import StudyData
 from alnm.errors import EXCLUSION_COLUMNS, AlnmInputError, format_ids
 from alnm.models.cascade import NodalCascade, evaluate_cascade, optional_binary
+from alnm.study.fitting import design_fits
 
 PATHWAY_COLUMNS = ["patient_id", "cohort", "fit", "p_sln", "p_nsln", "sln_threshold", "nsln_threshold",
                    "pathway"]  # fmt: skip
@@ -59,7 +56,7 @@ def run_cascade(
     spec = config.cascade
     labels, excluded = cascade_labels(data.table, spec)
     cascade = build_cascade(config, data, root)
-    tasks = cascade_tasks(design)
+    tasks = design_fits(design)
     for fit, _ in tasks:
         _check_fit(cascade, labels, fit, spec)
     calls = (delayed(fit_cascade)(cascade, data.table, labels, fit, final, spec) for fit, final in tasks)
@@ -117,13 +114,6 @@ def _with_stage_models(config: StudyConfig) -> tuple[StudyConfig, dict[str, str]
     names = {s: STAGE_LABELS[s] if s in inline else m for s, m in config.cascade.stages().items()}
     models = {**config.models, **{STAGE_LABELS[s]: m for s, m in inline.items()}}
     return config.model_copy(update={"models": models}), names
-
-
-def cascade_tasks(design: Design) -> list[tuple[Fit, bool]]:
-    """(fit, is_final) for every fit of the design; the final fit trains the bundled cascade."""
-    single = len(design.fits) == 1 and design.fits[0].train.equals(design.final_train)
-    tasks = [(fit, single) for fit in design.fits]
-    return tasks if single else [*tasks, (Fit("final", design.final_train, {}), True)]
 
 
 def _training(labels: pd.DataFrame, fit: Fit) -> pd.Index:
@@ -226,6 +216,7 @@ def _metrics_table(metrics: dict) -> pd.DataFrame:
 
 
 def _write(out: Path, pathway: pd.DataFrame, metrics: dict, excluded: list[str]) -> None:
+    """pathway.csv, metrics.json, metrics.csv and exclusions.csv (patients left out for an unknown SLN)."""
     out.mkdir(parents=True, exist_ok=True)
     pathway.to_csv(out / "pathway.csv", index=False)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -238,33 +229,21 @@ def _write(out: Path, pathway: pd.DataFrame, metrics: dict, excluded: list[str])
 
 
 def _save_bundle(final: CascadeFit, folder: Path, config: StudyConfig, data: StudyData) -> None:
-    """model.joblib + metadata.json (SHA-256, cuts, stage models), read by ``alnm.study.bundle.load_bundle``;
-    apply it with ``predict_pathway`` (``alnm predict`` takes single-label models only)."""
-    import joblib
+    """The cascade's bundle (metadata kind "cascade": cuts, stage models, label columns), read by
+    ``alnm.study.bundle.load_bundle``; apply it with ``predict_pathway`` (``alnm predict`` refuses it)."""
+    from alnm.study.bundle import CASCADE_KIND, model_columns, write_bundle
 
-    from alnm.study.bundle import METADATA_FILE, MODEL_FILE, PACKAGES, model_columns
-
-    folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(final.estimator, folder / MODEL_FILE)
     study, names = _with_stage_models(config)
     spec = config.cascade
-    metadata = {
-        "model": "cascade",
-        "study": config.study,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "alnm_version": __version__,
-        "packages": {p: version(p) for p in PACKAGES},
-        "config_hash": config_hash(config),
-        "id_column": config.data.id,
+    write_bundle(final.estimator, folder, "cascade", config, {
+        "kind": CASCADE_KIND,
         "labels": {"sln": spec.sln, "nsln": spec.nsln},
         "stages": names,
         "thresholds": final.thresholds,
         "positive_when": "probability >= threshold",
         "training": {"n": final.n_train, "n_stage_two": len(final.stage_two_patients)},
         "features": list(dict.fromkeys(c for n in names.values() for c in model_columns(n, study, data))),
-        "sha256": hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest(),
-    }
-    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    })  # fmt: skip
 
 
 def _summary(metrics: dict) -> dict:

@@ -72,8 +72,10 @@ def _check(study: Path, data: Path | None, overrides: list[str] | None, console)
     from alnm.cohort.config import load_config
     from alnm.cohort.design import build_design
     from alnm.cohort.loading import load_study
+    from alnm.study.gradcam import check_gradcam_layer
 
     config, root = load_config(study, data, overrides)
+    check_gradcam_layer(config)
     loaded = load_study(config, root)
     design = build_design(loaded.table, config.data.label, config.cohorts, config.seed)
     console.print(f"{study}: valid; {len(loaded.table)} patients, {len(loaded.exclusions.rows)} excluded")

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from alnm.cohort.design import TRAINING, Fit
+from alnm.cohort.design import TRAINING, Design, Fit
 from alnm.errors import AlnmInputError
 from alnm.evaluation.evaluate import ThresholdRule
 from alnm.evaluation.thresholds import sensitivity_threshold, youden_threshold
@@ -28,6 +28,14 @@ class FitResult:
     threshold: float
     estimator: object | None
     kept: object | None = None  # this fit's estimator when asked for (Grad-CAM of its held-out patients)
+
+
+def design_fits(design: Design) -> list[tuple[Fit, bool]]:
+    """(fit, is_final) for every fit of the design, then the final fit on all training patients, which
+    trains the shipped bundle (a single fit that already trains on them is itself the final one)."""
+    single = len(design.fits) == 1 and design.fits[0].train.equals(design.final_train)
+    tasks = [(fit, single) for fit in design.fits]
+    return tasks if single else [*tasks, (Fit("final", design.final_train, {}), True)]
 
 
 def fit_and_predict(

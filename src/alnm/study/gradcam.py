@@ -25,6 +25,27 @@ def gradcam_models(config: StudyConfig) -> list[str]:
     return [name for name, model in config.models.items() if model.kind == "cnn"]
 
 
+def check_gradcam_layer(config: StudyConfig) -> None:
+    """``evaluation.gradcam.layer`` must name a layer of every explained model's network; checked before
+    any fitting, so a typo fails at once instead of after all the training."""
+    from alnm.deep.estimator import parse_options
+    from alnm.deep.networks import build_network
+
+    for name in gradcam_models(config):
+        try:
+            arch = parse_options(config.models[name].cnn.options).arch
+        except AlnmInputError as exc:
+            raise AlnmInputError(f"model '{name}': {exc}") from None
+        layers = [n for n, _ in build_network(arch, 1).named_modules() if n]
+        layer = config.evaluation.gradcam.layer
+        if layer not in layers:
+            top = [n for n in layers if "." not in n]
+            raise AlnmInputError(
+                f"evaluation.gradcam.layer: the {arch} network of model '{name}' has no layer {layer!r}; "
+                f"its top-level layers: {', '.join(top)} (inner blocks as e.g. 'layer4.0')"
+            )
+
+
 def gallery_patients(rows: pd.DataFrame, model: str, label: str, per_cell: int) -> pd.DataFrame:
     """The ``per_cell`` patients of each outcome cell (TP, FP, FN, TN at each row's training-chosen
     threshold) furthest from the threshold, i.e. the model's most confident calls and mistakes; ties
@@ -76,8 +97,8 @@ def _write_gallery(
 
     explained = {}
     for fit, rows in chosen.groupby("fit", sort=False):
-        if fitted.get(fit) is None:
-            raise AlnmInputError(f"Grad-CAM: the network of fit '{fit}' was not kept")
+        if fitted.get(fit) is None:  # fit_and_predict keeps every fit of an explained model
+            raise RuntimeError(f"Grad-CAM: the network of fit '{fit}' was not kept")
         for cams in fitted[fit].explain(list(rows["patient_id"]), layer=layer):
             cams.save(folder)
             explained[cams.patient] = cams
@@ -104,10 +125,10 @@ def bundle_gradcam(
     ``out/<patient>/<crop file stem>.png``, under ``out/<part>/`` when the model holds several CNNs
     (e.g. a voting model's members), and ``out/gradcam.csv`` listing each slice's probability and file."""
     from alnm.deep.gradcam import safe_name
-    from alnm.study.bundle import load_bundle
-    from alnm.study.predict import crops_parts
+    from alnm.study.bundle import load_model_bundle
+    from alnm.study.tables import crops_parts
 
-    estimator, metadata = load_bundle(bundle)
+    estimator, metadata = load_model_bundle(bundle)
     parts = crops_parts(estimator)
     if not parts:
         raise AlnmInputError(f"model '{metadata['model']}' has no CNN, so there is nothing to explain")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from alnm.errors import AlnmDataWarning, AlnmInputError, format_ids
-from alnm.study.bundle import load_bundle
+from alnm.study.bundle import load_model_bundle
+from alnm.study.tables import crops_parts
 
 
 def input_warnings(table: pd.DataFrame, features: dict[str, dict], id_column: str) -> list[str]:
@@ -35,14 +36,6 @@ def input_warnings(table: pd.DataFrame, features: dict[str, dict], id_column: st
     return messages
 
 
-def crops_parts(estimator: object) -> list[tuple[str, object]]:
-    """(path, part) of every fitted CNN part of a model: a CNN model, the CNN members of a voting or
-    stacking model, deep-feature groups inside pipelines (found as the model tables find parts)."""
-    from alnm.study.tables import _walk
-
-    return [(path, part) for path, part in _walk(estimator) if hasattr(part, "set_crops")]
-
-
 def set_crops(estimator: object, crops: str) -> int:
     """Point every fitted CNN part of a model at a new crops manifest (each keeps its own channel
     selection); returns how many parts were redirected."""
@@ -52,11 +45,32 @@ def set_crops(estimator: object, crops: str) -> int:
     return len(parts)
 
 
-def _crops_patients(crops: str, id_column: str) -> pd.DataFrame:
+def crops_id_column(estimator: object, name: str) -> str:
+    """The patient ID column the CNN parts of model ``name`` read crops manifests with (an ensemble's
+    members included); parts that disagree cannot name the patients of one manifest."""
+    parts = list(dict.fromkeys(
+        (path or name, network.id_column)
+        for path, part in crops_parts(estimator)
+        for network in getattr(part, "estimators_", [part])
+    ))  # fmt: skip
+    columns = list(dict.fromkeys(column for _, column in parts))
+    if len(columns) > 1:
+        raise AlnmInputError(
+            "the model's CNN parts read the crops manifest with different patient ID columns ("
+            + ", ".join(f"{path}: '{column}'" for path, column in parts)
+            + "), so the manifest cannot name the patients: give --input, a table of the patients to predict"
+        )
+    return columns[0]
+
+
+def _crops_patients(crops: str, estimator: object, metadata: dict) -> pd.DataFrame:
+    """The patients of a crops manifest (read with the model's CNN ID column) as a table with the
+    bundle's ID column."""
     from alnm.imaging.crops import read_crops_manifest
 
-    patients = read_crops_manifest(crops)["patient_id"].astype(str).drop_duplicates()
-    return pd.DataFrame({id_column: patients.to_numpy()})
+    manifest = read_crops_manifest(crops, id_column=crops_id_column(estimator, metadata["model"]))
+    patients = manifest["patient_id"].astype(str).drop_duplicates()
+    return pd.DataFrame({metadata["id_column"]: patients.to_numpy()})
 
 
 def predict_bundle(
@@ -64,7 +78,7 @@ def predict_bundle(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Probabilities and 0/1 predictions at the bundle's threshold for every row of ``table`` (or, for a
     model that needs only crops, every patient of the ``crops`` manifest)."""
-    estimator, metadata = load_bundle(bundle)
+    estimator, metadata = load_model_bundle(bundle)
     id_column, features = metadata["id_column"], metadata["features"]
     if crops is not None and not set_crops(estimator, str(crops)):
         raise AlnmInputError(f"model '{metadata['model']}' uses no crops; --crops does not apply")
@@ -75,7 +89,7 @@ def predict_bundle(
             raise AlnmInputError(
                 f"model '{metadata['model']}' also needs table columns {list(features)[:8]}: give --input"
             )
-        table = _crops_patients(crops, id_column)
+        table = _crops_patients(crops, estimator, metadata)
     if id_column not in table.columns:
         raise AlnmInputError(f"input table has no ID column '{id_column}'")
     missing = [c for c in features if c not in table.columns]

@@ -18,9 +18,10 @@ from alnm.evaluation.evaluate import EvaluationOptions, ThresholdRule, evaluate_
 from alnm.evaluation.outputs import write_evaluation
 from alnm.evaluation.predictions import PredictionColumns
 from alnm.study.build import build_model
-from alnm.study.cascade import cascade_tasks, run_cascade
-from alnm.study.fitting import TRAINING_CV, FitResult, fit_and_predict
-from alnm.study.gradcam import gradcam_models, write_study_gradcam
+from alnm.study.bundle import network_records, save_bundle
+from alnm.study.cascade import run_cascade
+from alnm.study.fitting import TRAINING_CV, FitResult, design_fits, fit_and_predict
+from alnm.study.gradcam import check_gradcam_layer, gradcam_models, write_study_gradcam
 
 Progress = Callable[[str], None]
 
@@ -38,6 +39,7 @@ def run_study(
     ``overrides``, ``dotted.key=value``); write all outputs to ``out``."""
     clock = _Stopwatch()
     config, root = load_config(config_path, data_override, overrides)
+    check_gradcam_layer(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     imaging = _imaging_stage(config, root, out, jobs or config.jobs, progress) if config.imaging else None
@@ -66,11 +68,17 @@ def run_study(
         summary["cascade"] = cascade
     _write_outputs(out, config, data, design, predictions, summary, results)
     clock.lap("write")
+    _write_summary(out, summary, clock)  # before Grad-CAM, so a failing gallery keeps the run's summary
     if write_study_gradcam(out / "gradcam", config, predictions, results):
         clock.lap("gradcam")
-    summary["timings_s"] = clock.laps
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _write_summary(out, summary, clock)
     return summary
+
+
+def _write_summary(out: Path, summary: dict, clock: _Stopwatch) -> None:
+    """summary.json with the stage timings so far."""
+    summary["timings_s"] = dict(clock.laps)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _resolve_crops(config: StudyConfig, root: Path, imaging_crops: Path | None) -> None:
@@ -164,13 +172,7 @@ class _Stopwatch:
 
 def _tasks(config: StudyConfig, design: Design) -> list[tuple[str, Fit, bool]]:
     """(model, fit, is_final) for every model; the final fit trains the shipped bundle."""
-    single = len(design.fits) == 1 and design.fits[0].train.equals(design.final_train)
-    tasks = []
-    for model in config.models:
-        tasks += [(model, fit, single) for fit in design.fits]
-        if not single:
-            tasks.append((model, Fit("final", design.final_train, {}), True))
-    return tasks
+    return [(model, fit, final) for model in config.models for fit, final in design_fits(design)]
 
 
 def _fit_all(config, data: StudyData, design: Design, root: Path, jobs: int, progress) -> list[FitResult]:
@@ -198,7 +200,7 @@ def _fit_all(config, data: StudyData, design: Design, root: Path, jobs: int, pro
 
 def task_count(config: StudyConfig, design: Design) -> int:
     """How many fits a run performs (for progress bars)."""
-    return len(_tasks(config, design)) + (len(cascade_tasks(design)) if config.cascade else 0)
+    return len(_tasks(config, design)) + (len(design_fits(design)) if config.cascade else 0)
 
 
 def _prediction_table(results: list[FitResult], data: StudyData, config: StudyConfig) -> pd.DataFrame:
@@ -258,6 +260,9 @@ def _summary(config, design: Design, data: StudyData, metrics: dict, results: li
             "threshold": final.threshold,
             "cohorts": metrics["models"][name]["cohorts"],
         }
+        networks = network_records(final.estimator, name)  # how its CNNs were trained (from scratch?)
+        if networks:
+            models[name]["networks"] = networks
     criterion = "validation" if any("validation" in m["cohorts"] for m in models.values()) else TRAINING_CV
     eligible = config.evaluation.recommend_among or list(models)
     recommended = max(eligible, key=lambda n: _auc(models[n]["cohorts"].get(criterion)))
@@ -290,7 +295,6 @@ def _auc(cohort_metrics: dict | None) -> float:
 
 
 def _write_outputs(out: Path, config, data: StudyData, design: Design, predictions, summary, results) -> None:
-    from alnm.study.bundle import save_bundle
     from alnm.study.tables import write_model_tables, write_table_one
 
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

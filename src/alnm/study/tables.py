@@ -26,7 +26,7 @@ TABLE_ATTRIBUTES = {
 
 
 def _children(estimator) -> list[tuple[str, object]]:
-    """Named sub-estimators of pipelines, feature groups, fusions and auto-chosen classifiers."""
+    """Named sub-estimators of pipelines, feature groups, fusions, auto-chosen classifiers and cascades."""
     children: list[tuple[str, object]] = []
     if hasattr(estimator, "steps"):
         children += list(estimator.steps)
@@ -36,18 +36,24 @@ def _children(estimator) -> list[tuple[str, object]]:
     if isinstance(fitted_members, list) and hasattr(estimator, "estimators"):
         names = [name for name, _ in estimator.estimators]
         children += list(zip(names, fitted_members, strict=True))
-    for attribute in ("estimator_", "final_"):
+    for attribute in ("estimator_", "final_", "stage_one_", "stage_two_"):
         value = getattr(estimator, attribute, None)
         if value is not None and hasattr(value, "fit"):
             children.append((attribute.rstrip("_"), value))
     return [(name, child) for name, child in children if hasattr(child, "fit")]
 
 
-def _walk(estimator, path: str = ""):
+def walk_estimator(estimator, path: str = ""):
     """Yield (path, estimator) for an estimator and everything nested in it."""
     yield path, estimator
     for name, child in _children(estimator):
-        yield from _walk(child, f"{path}/{name}" if path else name)
+        yield from walk_estimator(child, f"{path}/{name}" if path else name)
+
+
+def crops_parts(estimator: object) -> list[tuple[str, object]]:
+    """(path, part) of every fitted CNN part of a model: a CNN model, the CNN members of a voting or
+    stacking model, deep-feature groups inside pipelines, the stages of a cascade."""
+    return [(path, part) for path, part in walk_estimator(estimator) if hasattr(part, "set_crops")]
 
 
 def _linear_coefficients(part) -> pd.DataFrame | None:
@@ -65,7 +71,7 @@ def write_model_tables(estimator, folder: Path) -> list[Path]:
     from alnm.selection.chain import SelectionChain
 
     written = []
-    for path, part in _walk(estimator):
+    for path, part in walk_estimator(estimator):
         prefix = path.replace("/", "__") + "__" if path else ""
         if isinstance(part, SelectionChain):
             written.append(_save(selection_report(part), folder / f"{prefix}selection_report.csv"))
