@@ -25,7 +25,7 @@ from alnm.imaging.augment import build_augmentation
 from alnm.imaging.crops import read_crops_manifest
 
 from .test_data import write_blob_crops
-from .test_train import OPTIONS, TRAIN, RecordingCropSet
+from .test_train import OPTIONS, TRAIN, RecordingCropSet, interrupt_after_two_epochs
 
 PRETRAIN = {"epochs": 2, "batch_size": 16}
 FINE_TUNE = {**OPTIONS, "num_threads": 1, "pretrain": PRETRAIN}
@@ -136,17 +136,8 @@ def test_interrupted_run_with_pretraining_resumes_to_the_same_model(fine_tuned, 
     result, _ = fine_tuned
     frame, labels = blobs
     options = TrainOptions(**FINE_TUNE)
-
-    class Interrupted(Exception):
-        pass
-
-    def stop_after_two(record):
-        if record["epoch"] == 2:
-            raise Interrupted
-
     crops = CropSet.from_manifest(frame)
-    with pytest.raises(Interrupted):
-        train_network(crops, labels, TRAIN, options, progress=stop_after_two, checkpoint_dir=tmp_path)
+    interrupt_after_two_epochs(crops, labels, TRAIN, options, tmp_path)
     saved = torch.load(tmp_path / CHECKPOINT, map_location="cpu", weights_only=True)
     assert saved["pretraining"] == result.pretraining
     resumed = train_network(crops, labels, TRAIN, options, checkpoint_dir=tmp_path, resume=True)

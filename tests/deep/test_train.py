@@ -41,6 +41,21 @@ class RecordingCropSet(CropSet):
         return super().arrays(patient)
 
 
+class Interrupted(Exception):
+    """Raised from a progress callback to simulate a run killed mid-training."""
+
+
+def interrupt_after_two_epochs(crops, labels, patients, options, folder) -> None:
+    """Start a checkpointed run and kill it after its second epoch."""
+
+    def stop_after_two(record):
+        if record["epoch"] == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_network(crops, labels, patients, options, progress=stop_after_two, checkpoint_dir=folder)
+
+
 pytestmark = pytest.mark.usefixtures("deterministic")
 
 
@@ -81,17 +96,8 @@ def test_same_seed_identical_and_interrupted_run_resumes_to_the_same_model(train
     result, _, _ = trained
     frame, labels = blobs
     options = TrainOptions(**OPTIONS)
-
-    class Interrupted(Exception):
-        pass
-
-    def stop_after_two(record):
-        if record["epoch"] == 2:
-            raise Interrupted
-
     crops = CropSet.from_manifest(frame)
-    with pytest.raises(Interrupted):
-        train_network(crops, labels, TRAIN, options, progress=stop_after_two, checkpoint_dir=tmp_path)
+    interrupt_after_two_epochs(crops, labels, TRAIN, options, tmp_path)
     saved = torch.load(tmp_path / CHECKPOINT, map_location="cpu", weights_only=True)
     assert [r["epoch"] for r in saved["history"]] == [1, 2]
     assert saved["history"] == result.history[:2]  # same seed: the same first two epochs

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alnm.deep.data import CropSet
 from alnm.deep.networks import embedding
+from alnm.deep.optim import optimiser_step
 from alnm.errors import AlnmInputError
 from alnm.imaging.augment import Compose, build_augmentation
 
@@ -209,11 +210,7 @@ def _pretrain_epoch(
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             projections = head(embedding(model, views))
         loss = nt_xent(*projections.float().chunk(2), temperature)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        optimiser_step(loss, optimizer, scaler, scheduler)
         total += float(loss.detach()) * len(first)
         count += len(first)
     return total / count

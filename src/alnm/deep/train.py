@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from alnm.deep.data import CropSet, Intensity, SliceDataset
 from alnm.deep.networks import Arch, build_network, embedding
+from alnm.deep.optim import optimiser_step
 from alnm.deep.pretrain import PretrainOptions, pretrain_network
 from alnm.errors import AlnmInputError, format_ids
 from alnm.evaluation.discrimination import auc_score
@@ -399,11 +400,7 @@ def _train_epoch(
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             logits = model(images)[:, 0]
         loss = loss_fn(logits.float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        optimiser_step(loss, optimizer, scaler, scheduler)
         total += float(loss.detach()) * len(targets)
         count += len(targets)
     return total / count
