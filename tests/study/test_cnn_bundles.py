@@ -16,8 +16,8 @@ from alnm.study.bundle import load_bundle
 from alnm.study.predict import crops_id_column, predict_bundle
 from alnm.study.run import run_study
 
-TINY = {"arch": "resnet10", "epochs": 2, "patience": 2, "batch_size": 16, "warmup_epochs": 0, "device": "cpu",
-        "num_threads": 1, "pretrain": {"epochs": 1, "batch_size": 16}}  # fmt: skip
+TINY = {"arch": "resnet10", "epochs": 2, "patience": 2, "batch_size": 16, "warmup_epochs": 0,
+        "device": "cuda", "num_threads": 1, "pretrain": {"epochs": 1, "batch_size": 16}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +42,17 @@ def cnn_run(tmp_path_factory):
     (folder / "study.yaml").write_text(yaml.safe_dump(config))
     (folder / "out").mkdir()
     (folder / "out" / "gradcam").write_text("in the way\n")
-    with pytest.raises(OSError):
-        run_study(folder / "study.yaml", folder / "out")
+    with pytest.raises(AlnmInputError, match="device must be cpu, cuda or auto, got 'gpu'"):
+        run_study(folder / "study.yaml", folder / "elsewhere", device="gpu")
+    assert not (folder / "elsewhere").exists()
+    with pytest.raises(OSError):  # the config says cuda; --device cpu moves every CNN to the CPU
+        run_study(folder / "study.yaml", folder / "out", device="cpu")
     return folder
+
+
+def test_device_option_reaches_every_network(cnn_run):
+    resolved = yaml.safe_load((cnn_run / "out" / "config.resolved.yaml").read_text())
+    assert resolved["models"]["DL"]["cnn"]["options"]["device"] == "cpu"
 
 
 def test_the_summary_is_written_before_the_grad_cam_step(cnn_run):

@@ -347,6 +347,13 @@ class StudyConfig(_Strict):
         if unknown:
             raise ValueError(f"model '{name}' overrides selection of group(s) {unknown} it does not use")
 
+    def deep_sources(self) -> list[tuple[str, DeepSource]]:
+        """(owner, source) of every CNN part: cnn models, deep feature groups, inline cascade stages."""
+        sources = [(f"model '{n}'", m.cnn) for n, m in self.models.items() if m.cnn]
+        sources += [(f"feature group '{n}'", g.deep) for n, g in self.groups.items() if g.deep]
+        specs = self.cascade.specs() if self.cascade else {}
+        return sources + [(f"cascade.{s}", m.cnn) for s, m in specs.items() if m.cnn]
+
     def _check_cascade(self, cascade: CascadeConfig) -> None:
         """Stage models must exist; the cascade's labels become never-predictors (they are outcomes)."""
         for stage, model in cascade.stages().items():

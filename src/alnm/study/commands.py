@@ -39,6 +39,10 @@ def run(
             "list items by index), e.g. --set models.DL.cnn.options.epochs=2. Repeatable.",
         ),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Run every CNN on cpu, cuda or auto (CUDA when available); default: the config's."),
+    ] = None,
 ) -> None:
     """Fit, validate and bundle every model of a study; write tables, figures and summary.json."""
     from rich.console import Console
@@ -62,7 +66,7 @@ def run(
 
             summary = run_study(study, out, data_override=data, jobs=jobs, progress=advance,
                                 on_start=lambda total: bar.update(task, total=total),
-                                overrides=set_)  # fmt: skip
+                                overrides=set_, device=device)  # fmt: skip
     except AlnmInputError as exc:
         fail(str(exc))
     print_summary(summary, out)

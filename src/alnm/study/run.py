@@ -34,11 +34,17 @@ def run_study(
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
     overrides: list[str] | None = None,
+    device: str | None = None,
 ) -> dict:
     """Run every model of the study on every fit of its design (config values replaced by
-    ``overrides``, ``dotted.key=value``); write all outputs to ``out``."""
+    ``overrides``, ``dotted.key=value``; every CNN on ``device`` when given); write all outputs to ``out``."""
     clock = _Stopwatch()
     config, root = load_config(config_path, data_override, overrides)
+    if device is not None:
+        if device not in ("cpu", "cuda", "auto"):
+            raise AlnmInputError(f"device must be cpu, cuda or auto, got {device!r}")
+        for _, source in config.deep_sources():
+            source.options = {**source.options, "device": device}
     check_gradcam_layer(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,11 +90,7 @@ def _write_summary(out: Path, summary: dict, clock: _Stopwatch) -> None:
 def _resolve_crops(config: StudyConfig, root: Path, imaging_crops: Path | None) -> None:
     """Point every deep part at an absolute crops manifest: its own (relative to the config) or,
     for ``crops: imaging``, the crops this run's imaging stage wrote."""
-    sources = [(f"model '{n}'", m.cnn) for n, m in config.models.items() if m.cnn]
-    sources += [(f"feature group '{n}'", g.deep) for n, g in config.groups.items() if g.deep]
-    specs = config.cascade.specs() if config.cascade else {}
-    sources += [(f"cascade.{s}", m.cnn) for s, m in specs.items() if m.cnn]
-    for owner, source in sources:
+    for owner, source in config.deep_sources():
         if source.crops == "imaging":
             if imaging_crops is None or not imaging_crops.is_file():
                 raise AlnmInputError(
