@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from alnm.errors import AlnmInputError
-from alnm.selection import NoFeaturesLeftError, UnivariateFilter
+from alnm.selection import NoFeaturesLeftError, SelectionWarning, UnivariateFilter
 
 R_TOL = 1e-10
 
@@ -73,6 +73,19 @@ def test_nothing_significant_raises(reference: tuple) -> None:
         NoFeaturesLeftError, match="no features left after step 'univariate': no feature has p < 1e-06"
     ):
         UnivariateFilter(alpha=1e-6).fit(X, y)
+
+
+def test_min_features_keeps_the_strongest_when_too_few_pass(reference: tuple) -> None:
+    X, y, _ = reference
+    with pytest.warns(
+        SelectionWarning, match="0 feature\\(s\\) with p < 1e-06; kept the 2 with the smallest"
+    ):
+        fitted = UnivariateFilter(alpha=1e-6, min_features=2).fit(X, y)
+    assert set(fitted.features_) == set(fitted.pvalues_.sort_values(kind="stable").index[:2])
+    plenty = UnivariateFilter(alpha=1.0, min_features=2).fit(X, y)  # enough pass: min_features is inert
+    assert plenty.features_ == UnivariateFilter(alpha=1.0).fit(X, y).features_
+    with pytest.raises(AlnmInputError, match="min_features must be an integer >= 0"):
+        UnivariateFilter(min_features=-1).fit(X, y)
 
 
 def test_unknown_test_is_rejected(reference: tuple) -> None:

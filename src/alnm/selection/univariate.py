@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from alnm.errors import AlnmInputError
-from alnm.selection._base import FeatureSubsetSelector, binary_labels
+from alnm.selection._base import FeatureSubsetSelector, SelectionWarning, binary_labels
 
 TESTS = ("auto", "ttest", "mannwhitney")
 MIN_SHAPIRO_N = 3
@@ -66,15 +66,20 @@ class UnivariateFilter(FeatureSubsetSelector):
     """Keep numeric features whose two-sided p-value between the classes is below ``alpha``.
 
     Missing values are left out feature by feature. ``pvalues_`` and ``tests_`` (``"ttest"`` or
-    ``"mannwhitney"``) record what was done for every input feature.
+    ``"mannwhitney"``) record what was done for every input feature. With ``min_features`` k, a fit in
+    which fewer than k features pass keeps the k with the smallest p-values and warns (small training
+    folds); with 0 (the default) none passing is an error.
     """
 
     step_name = "univariate"
 
-    def __init__(self, alpha: float = 0.05, test: str = "auto", normality_alpha: float = 0.05) -> None:
+    def __init__(
+        self, alpha: float = 0.05, test: str = "auto", normality_alpha: float = 0.05, min_features: int = 0
+    ) -> None:
         self.alpha = alpha
         self.test = test
         self.normality_alpha = normality_alpha
+        self.min_features = min_features
 
     def _check_params(self) -> None:
         if self.test not in TESTS:
@@ -82,6 +87,14 @@ class UnivariateFilter(FeatureSubsetSelector):
         for name in ("alpha", "normality_alpha"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise AlnmInputError(f"univariate: {name} must lie in (0, 1], got {getattr(self, name)}")
+        if (
+            isinstance(self.min_features, bool)
+            or not isinstance(self.min_features, int)
+            or self.min_features < 0
+        ):
+            raise AlnmInputError(
+                f"univariate: min_features must be an integer >= 0, got {self.min_features!r}"
+            )
 
     def fit(self, X: pd.DataFrame | np.ndarray, y: pd.Series | np.ndarray) -> UnivariateFilter:
         frame = self._start_fit(X)
@@ -95,5 +108,15 @@ class UnivariateFilter(FeatureSubsetSelector):
             )
         self.tests_ = pd.Series(tests, index=frame.columns, dtype=object)
         self.pvalues_ = pd.Series(pvalues, index=frame.columns, dtype=float)
-        self._keep(self.pvalues_.index[self.pvalues_ < self.alpha], f"no feature has p < {self.alpha}")
+        kept = self.pvalues_.index[self.pvalues_ < self.alpha]
+        if len(kept) < self.min_features:
+            passing = len(kept)
+            kept = self.pvalues_.sort_values(kind="stable").index[: self.min_features]
+            warnings.warn(
+                f"univariate: {passing} feature(s) with p < {self.alpha}; "
+                f"kept the {len(kept)} with the smallest p-values (min_features)",
+                SelectionWarning,
+                stacklevel=2,
+            )
+        self._keep(kept, f"no feature has p < {self.alpha}")
         return self
