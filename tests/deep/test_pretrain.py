@@ -22,9 +22,7 @@ from alnm.deep.train import CHECKPOINT, TrainOptions, train_network
 from alnm.errors import AlnmInputError
 from alnm.evaluation.discrimination import auc_score
 from alnm.imaging.augment import build_augmentation
-from alnm.imaging.crops import read_crops_manifest
 
-from .test_data import write_blob_crops
 from .test_train import OPTIONS, TRAIN, RecordingCropSet, interrupt_after_two_epochs
 
 PRETRAIN = {"epochs": 2, "batch_size": 16}
@@ -35,12 +33,6 @@ FINE_TUNE = {**OPTIONS, "num_threads": 1, "pretrain": PRETRAIN}
 def one_thread(deterministic):
     """Deterministic kernels on one thread (the conftest fixture restores the previous count)."""
     torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory):
-    csv, labels = write_blob_crops(tmp_path_factory.mktemp("blobs"), 24, slices=2, channels=2)
-    return read_crops_manifest(csv), labels
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,6 @@ from alnm.deep.train import (
 )
 from alnm.errors import AlnmInputError
 from alnm.evaluation.discrimination import auc_score
-from alnm.imaging.crops import read_crops_manifest
-
-from .test_data import write_blob_crops
 
 OPTIONS = {"epochs": 4, "batch_size": 16, "warmup_epochs": 1, "inner_fraction": 0.25, "device": "cpu"}
 TRAIN = [f"P{i:03d}" for i in range(20)]  # P020-P023 are never given to training
@@ -57,12 +54,6 @@ def interrupt_after_two_epochs(crops, labels, patients, options, folder) -> None
 
 
 pytestmark = pytest.mark.usefixtures("deterministic")
-
-
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory):
-    csv, labels = write_blob_crops(tmp_path_factory.mktemp("blobs"), 24, slices=2, channels=2)
-    return read_crops_manifest(csv), labels
 
 
 @pytest.fixture(scope="module")
